@@ -1,0 +1,125 @@
+"""Span timestamps for objects that carry no timestamps of their own.
+
+Letta steps have no ``created_at``. The rule, in order of trust:
+
+LLM call window
+  1. ``metrics.llm_request_start_ns`` + ``llm_request_ns`` (epoch ns; null in 0.16.8);
+  2. otherwise it ends at ``trace.created_at`` (the trace row is written as the
+     response arrives) and lasts ``llm_request_ns``, else ``trace.latency_ms``, else
+     ``step_ns - tool_execution_ns`` (failed calls have no ``llm_request_ns``: the
+     step was the call, retries included).
+
+Step window
+  1. ``metrics.step_start_ns`` + ``step_ns``;
+  2. otherwise it starts with the LLM call and lasts ``step_ns``;
+  3. otherwise (no trace, e.g. a failed streamed step) it starts at ``run.created_at``;
+  4. otherwise at the moment the bridge observed the step (``letta.timing.source``
+     says ``observed``).
+
+Tool calls run after the LLM call, one after another, sharing ``tool_execution_ns``.
+
+Then every window gets ``end >= start`` (a negative duration becomes zero), and the
+step window is widened to contain its LLM and tool windows, so trees nest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from letta_otel.mapping.records import RunRecord, StepRecord
+
+
+@dataclass(frozen=True)
+class Window:
+    start_ns: int
+    end_ns: int
+
+    @staticmethod
+    def of(start_ns: int, duration_ns: int | None) -> Window:
+        return Window(start_ns, start_ns + max(duration_ns or 0, 0))
+
+    def ordered(self) -> Window:
+        return self if self.end_ns >= self.start_ns else Window(self.start_ns, self.start_ns)
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    step: Window
+    llm: Window | None
+    tools: tuple[Window, ...]
+    source: str
+
+
+def to_ns(moment: datetime) -> int:
+    # Integer arithmetic: float timestamps lose sub-microsecond precision.
+    seconds = int(moment.timestamp())
+    return seconds * 1_000_000_000 + moment.microsecond * 1_000
+
+
+def _llm_window(record: StepRecord) -> Window | None:
+    metrics, trace = record.metrics, record.trace
+    llm_ns = metrics.llm_request_ns if metrics else None
+    if metrics and metrics.llm_request_start_ns:
+        return Window.of(metrics.llm_request_start_ns, llm_ns).ordered()
+    if trace and trace.created_at:
+        end = to_ns(trace.created_at)
+        duration = llm_ns
+        if duration is None and trace.latency_ms is not None:
+            duration = int(trace.latency_ms * 1_000_000)
+        if duration is None and metrics and metrics.step_ns is not None:
+            duration = metrics.step_ns - (metrics.tool_execution_ns or 0)
+        return Window(end - max(duration or 0, 0), end)
+    return None
+
+
+def step_timing(record: StepRecord, tool_calls: int) -> StepTiming:
+    metrics = record.metrics
+    step_ns = metrics.step_ns if metrics else None
+    llm = _llm_window(record)
+    run_start = record.run.created_at if record.run else None
+
+    if metrics and metrics.step_start_ns:
+        step, source = Window.of(metrics.step_start_ns, step_ns), "metrics"
+    elif llm is not None:
+        step, source = Window.of(llm.start_ns, step_ns), "provider_trace"
+    elif run_start is not None:
+        step, source = Window.of(to_ns(run_start), step_ns), "run"
+    else:
+        step, source = Window.of(record.observed_ns, step_ns), "observed"
+
+    if llm is None and metrics and metrics.llm_request_ns:
+        # Timed by metrics alone: the call starts with the step.
+        llm = Window.of(step.start_ns, metrics.llm_request_ns)
+
+    tools = _tool_windows(
+        llm.end_ns if llm else step.start_ns,
+        metrics.tool_execution_ns if metrics else None,
+        tool_calls,
+    )
+    starts = [step.start_ns] + ([llm.start_ns] if llm else [])
+    ends = [step.end_ns] + ([llm.end_ns] if llm else []) + [w.end_ns for w in tools]
+    return StepTiming(Window(min(starts), max(ends)), llm, tools, source)
+
+
+def _tool_windows(start_ns: int, total_ns: int | None, count: int) -> tuple[Window, ...]:
+    if count <= 0:
+        return ()
+    share = max(total_ns or 0, 0) // count
+    return tuple(Window.of(start_ns + i * share, share) for i in range(count))
+
+
+def run_window(record: RunRecord) -> tuple[Window, str]:
+    """``created_at`` → ``completed_at`` (else ``+ total_duration_ns``), end >= start."""
+    run = record.run
+    if run.created_at is None:
+        start, source = record.observed_ns, "observed"
+    else:
+        start, source = to_ns(run.created_at), "run"
+    if run.completed_at is not None:
+        end = to_ns(run.completed_at)
+    elif run.total_duration_ns is not None:
+        end = start + run.total_duration_ns
+    else:
+        end = start
+    return Window(start, end).ordered(), source
