@@ -1,0 +1,326 @@
+"""Async Letta REST client: auth, retries with backoff, typed results.
+
+Only transport concerns live here; which steps are new is ``discovery``'s job.
+List responses are validated item by item, so one bad record is reported with its
+id and skipped while the rest of the page is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from letta_otel import __version__
+from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
+BROKEN_STEPS_ROUTE_MARKER = "Argument order does not match type"
+
+
+class LettaError(Exception):
+    """A Letta request failed for good (after retries where retrying made sense)."""
+
+    def __init__(self, message: str, *, status: int | None = None, path: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.path = path
+
+
+class LettaAuthError(LettaError):
+    """401/403: retrying will not help; the operator must fix the key or project."""
+
+
+class LettaNotFound(LettaError):
+    pass
+
+
+class StepsRouteBroken(LettaError):
+    """``GET /v1/steps/`` answers 400 as on self-hosted Letta 0.12-0.16.8."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    jitter: Callable[[float], float] = field(default=lambda cap: random.uniform(cap / 2, cap))
+
+    def delay(self, attempt: int, hint: float | None) -> float:
+        if hint is not None:
+            return min(max(hint, 0.0), self.max_delay * 4)
+        return self.jitter(min(self.max_delay, self.base_delay * 2**attempt))
+
+
+@dataclass
+class InvalidRecord:
+    """An item of a list response that failed validation."""
+
+    kind: str
+    record_id: str | None
+    error: str
+
+
+class LettaClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        project: str | None = None,
+        timeout: float = 30.0,
+        max_connections: int = 8,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        headers = {"Accept": "application/json", "User-Agent": f"letta-otel/{__version__}"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        if project:
+            headers["X-Project"] = project
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            follow_redirects=True,
+            transport=transport,
+        )
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self.invalid_records: list[InvalidRecord] = []
+        self.requests_made = 0
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> LettaClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- typed endpoints ----------------------------------------------------------
+
+    async def list_steps(
+        self,
+        *,
+        after: str | None = None,
+        start_date: datetime | None = None,
+        limit: int = 200,
+        order: str = "asc",
+        extra: Mapping[str, Any] | None = None,
+    ) -> tuple[list[Step], list[str]]:
+        """One page of ``GET /v1/steps/``: the valid steps and every raw id (for cursors)."""
+        params: dict[str, Any] = {"order": order, "limit": limit, **(extra or {})}
+        if after:
+            params["after"] = after
+        if start_date:
+            params["start_date"] = start_date.isoformat()
+        try:
+            body = await self._get_json("/v1/steps/", params)
+        except LettaError as exc:
+            if exc.status == 400 and BROKEN_STEPS_ROUTE_MARKER in str(exc):
+                raise StepsRouteBroken(str(exc), status=400, path=exc.path) from None
+            raise
+        return self._parse_list(body, Step, "step")
+
+    async def get_step(self, step_id: str) -> Step | None:
+        return await self._get_model(f"/v1/steps/{step_id}", Step)
+
+    async def get_trace(self, step_id: str) -> ProviderTrace | None:
+        # 200 with ``null`` until the background writer stores it (or never).
+        return await self._get_model(f"/v1/steps/{step_id}/trace", ProviderTrace)
+
+    async def get_metrics(self, step_id: str) -> StepMetrics | None:
+        return await self._get_model(f"/v1/steps/{step_id}/metrics", StepMetrics)
+
+    async def get_messages(self, step_id: str) -> list[Message]:
+        try:
+            body = await self._get_json(f"/v1/steps/{step_id}/messages", {"limit": 1000})
+        except LettaNotFound:
+            return []
+        return self._parse_list(body, Message, "message")[0]
+
+    async def get_run(self, run_id: str) -> Run | None:
+        return await self._get_model(f"/v1/runs/{run_id}", Run)
+
+    async def list_runs(self, params: Mapping[str, Any]) -> tuple[list[Run], list[str]]:
+        body = await self._get_json("/v1/runs/", params)
+        return self._parse_list(body, Run, "run")
+
+    async def list_run_steps(
+        self, run_id: str, *, after: str | None = None, limit: int = 100
+    ) -> tuple[list[Step], list[str]]:
+        params: dict[str, Any] = {"order": "asc", "limit": limit}
+        if after:
+            params["after"] = after
+        try:
+            body = await self._get_json(f"/v1/runs/{run_id}/steps", params)
+        except LettaNotFound:
+            return [], []
+        return self._parse_list(body, Step, "step")
+
+    async def get_agent(self, agent_id: str) -> Agent | None:
+        return await self._get_model(f"/v1/agents/{agent_id}", Agent)
+
+    async def health(self) -> dict[str, Any]:
+        body = await self._get_json("/v1/health/", {})
+        return body if isinstance(body, dict) else {}
+
+    # --- plumbing -----------------------------------------------------------------
+
+    async def _get_model(self, path: str, model: type[M]) -> M | None:
+        try:
+            body = await self._get_json(path, {})
+        except LettaNotFound:
+            return None
+        if body is None:
+            return None
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            raise LettaError(
+                f"GET {path}: response does not look like a {model.__name__}: "
+                f"{_short_validation(exc)}",
+                path=path,
+            ) from None
+
+    def _parse_list(self, body: Any, model: type[M], kind: str) -> tuple[list[M], list[str]]:
+        if not isinstance(body, list):
+            raise LettaError(f"expected a JSON list of {kind}s, got {type(body).__name__}")
+        items: list[M] = []
+        ids: list[str] = []
+        for raw in body:
+            raw_id = raw.get("id") if isinstance(raw, dict) else None
+            if isinstance(raw_id, str):
+                ids.append(raw_id)
+            try:
+                items.append(model.model_validate(raw))
+            except ValidationError as exc:
+                invalid = InvalidRecord(
+                    kind, raw_id if isinstance(raw_id, str) else None, _short_validation(exc)
+                )
+                self.invalid_records.append(invalid)
+                log.warning(
+                    "skipping invalid %s %s from Letta: %s", kind, invalid.record_id, invalid.error
+                )
+        return items, ids
+
+    async def _get_json(self, path: str, params: Mapping[str, Any]) -> Any:
+        last_error = "no attempt made"
+        for attempt in range(self._retry.attempts):
+            hint: float | None = None
+            try:
+                self.requests_made += 1
+                response = await self._http.get(path, params=_flatten(params))
+            except httpx.TimeoutException:
+                last_error = "timed out"
+            except httpx.TransportError as exc:
+                last_error = f"connection failed ({type(exc).__name__})"
+            else:
+                status = response.status_code
+                if status < 300:
+                    try:
+                        return response.json()
+                    except (json.JSONDecodeError, UnicodeDecodeError):
+                        last_error = f"HTTP {status} with a body that is not valid JSON"
+                elif status in RETRYABLE_STATUS:
+                    hint = _retry_hint(response)
+                    last_error = f"HTTP {status}{_describe_body(response)}"
+                else:
+                    raise _error_for(status, path, response)
+            if attempt + 1 < self._retry.attempts:
+                delay = self._retry.delay(attempt, hint)
+                log.debug("GET %s: %s; retrying in %.2fs", path, last_error, delay)
+                await self._sleep(delay)
+        raise LettaError(
+            f"GET {path} failed after {self._retry.attempts} attempts: {last_error}", path=path
+        )
+
+
+def _flatten(params: Mapping[str, Any]) -> list[tuple[str, str | int | float | bool | None]]:
+    pairs: list[tuple[str, str | int | float | bool | None]] = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        values: Sequence[Any] = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            pairs.append((key, str(item).lower() if isinstance(item, bool) else str(item)))
+    return pairs
+
+
+def _retry_hint(response: httpx.Response) -> float | None:
+    """Seconds the server asked us to wait: ``Retry-After`` or ``timeToQuotaResetMs``."""
+    header = response.headers.get("retry-after")
+    if header:
+        try:
+            return float(header)
+        except ValueError:
+            try:
+                when = parsedate_to_datetime(header)
+                return max((when - datetime.now(when.tzinfo)).total_seconds(), 0.0)
+            except (TypeError, ValueError):
+                pass
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict):
+        reset = body.get("timeToQuotaResetMs")
+        if isinstance(reset, int | float) and not isinstance(reset, bool):
+            return float(reset) / 1000
+    return None
+
+
+def _describe_body(response: httpx.Response) -> str:
+    ctype = response.headers.get("content-type", "")
+    if "html" in ctype:
+        return " (an HTML error page, probably from a proxy)"
+    return ""
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200].strip()
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])[:500]
+    return str(body)[:200]
+
+
+def _error_for(status: int, path: str, response: httpx.Response) -> LettaError:
+    detail = _detail(response)
+    if status in (401, 403):
+        return LettaAuthError(
+            f"GET {path}: HTTP {status} — Letta rejected the credentials; check LETTA_API_KEY "
+            f"and LETTA_PROJECT ({detail[:120]})",
+            status=status,
+            path=path,
+        )
+    if status == 404:
+        return LettaNotFound(f"GET {path}: HTTP 404: {detail}", status=404, path=path)
+    return LettaError(f"GET {path}: HTTP {status}: {detail}", status=status, path=path)
+
+
+def _short_validation(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:3]]
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")

@@ -1,0 +1,91 @@
+"""Fetch what a step's spans need: trace, metrics, messages, its run and agent.
+
+Requests run concurrently with a bound on how many are in flight. Runs are cached
+for one cycle (their status changes); agents for ``agent_ttl`` (names rarely do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from letta_otel.letta.client import LettaClient
+from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StepParts:
+    trace: ProviderTrace | None
+    metrics: StepMetrics | None
+    messages: tuple[Message, ...]
+
+    @property
+    def missing(self) -> frozenset[str]:
+        gaps = set()
+        if self.trace is None:
+            gaps.add("trace")
+        if self.metrics is None or self.metrics.step_ns is None:
+            gaps.add("metrics")
+        return frozenset(gaps)
+
+
+class Enricher:
+    def __init__(
+        self, client: LettaClient, *, max_in_flight: int = 8, agent_ttl: float = 600.0
+    ) -> None:
+        self._client = client
+        self._limit = asyncio.Semaphore(max_in_flight)
+        self._agent_ttl = agent_ttl
+        self._agents: dict[str, tuple[float, asyncio.Future[Agent | None]]] = {}
+        self._runs: dict[str, asyncio.Future[Run | None]] = {}
+
+    async def _limited(self, call: Awaitable[T]) -> T:
+        async with self._limit:
+            return await call
+
+    def new_cycle(self, known_runs: dict[str, Run] | None = None) -> None:
+        """Forget cached runs; seed with runs a listing already returned."""
+        self._runs = {}
+        for run_id, run in (known_runs or {}).items():
+            done: asyncio.Future[Run | None] = asyncio.get_running_loop().create_future()
+            done.set_result(run)
+            self._runs[run_id] = done
+
+    async def step_parts(self, step: Step) -> StepParts:
+        trace, metrics, messages = await asyncio.gather(
+            self._limited(self._client.get_trace(step.id)),
+            self._limited(self._client.get_metrics(step.id)),
+            self._limited(self._client.get_messages(step.id)),
+        )
+        return StepParts(trace, metrics, tuple(messages))
+
+    async def step(self, step_id: str) -> Step | None:
+        return await self._limited(self._client.get_step(step_id))
+
+    async def run(self, run_id: str) -> Run | None:
+        # One request per run per cycle, however many steps ask for it concurrently.
+        task = self._runs.get(run_id)
+        if task is None:
+            task = asyncio.ensure_future(self._limited(self._client.get_run(run_id)))
+            self._runs[run_id] = task
+        return await task
+
+    async def agent(self, agent_id: str | None) -> Agent | None:
+        if not agent_id:
+            return None
+        cached = self._agents.get(agent_id)
+        if cached is None or time.monotonic() - cached[0] >= self._agent_ttl:
+            future = asyncio.ensure_future(self._limited(self._client.get_agent(agent_id)))
+            cached = (time.monotonic(), future)
+            self._agents[agent_id] = cached
+        try:
+            return await cached[1]
+        except Exception:
+            # A failed lookup must not be cached; the name is optional anyway.
+            self._agents.pop(agent_id, None)
+            return None

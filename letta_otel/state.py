@@ -1,0 +1,297 @@
+"""SQLite checkpoint: what was discovered, what the backend confirmed.
+
+Invariant that makes restarts lose nothing: a discovery cursor only moves in the
+same transaction that records every step it passed as ``open``. A step leaves
+``open`` only when the backend accepted its spans. So after any crash the open
+steps are fetched again by id, and at most the batch in flight is sent twice
+(with the same span ids).
+
+WAL mode makes each commit atomic and durable; an exclusive ``flock`` on a side
+file keeps a second daemon off the same state.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS steps (
+    step_id TEXT PRIMARY KEY,
+    run_id TEXT,
+    state TEXT NOT NULL CHECK (state IN ('open', 'exported', 'skipped')),
+    last_status TEXT,
+    first_seen_ns INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS steps_state ON steps (state, first_seen_ns);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('open', 'exported')),
+    trace_id TEXT,
+    first_seen_ns INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_state ON runs (state, first_seen_ns);
+"""
+
+
+class StateError(Exception):
+    """The state file cannot be used (locked by another daemon, unreadable, newer schema)."""
+
+
+@dataclass(frozen=True)
+class OpenStep:
+    step_id: str
+    run_id: str | None
+    last_status: str | None
+    first_seen_ns: int
+
+
+@dataclass(frozen=True)
+class OpenRun:
+    run_id: str
+    first_seen_ns: int
+
+
+class StateStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock_fd = self._acquire_lock(path)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            self._check_schema()
+        except sqlite3.Error as exc:
+            self._release_lock()
+            raise StateError(f"cannot use state file {path}: {exc}") from None
+
+    @staticmethod
+    def _acquire_lock(path: Path) -> int:
+        lock_path = path.with_name(path.name + ".lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StateError(f"cannot create lock file {lock_path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StateError(
+                f"state file {path} is in use by another letta-otel process; run one daemon "
+                "per state file (set LETTA_OTEL_STATE_PATH to a different file for another)"
+            ) from None
+        return fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd >= 0:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def _check_schema(self) -> None:
+        found = self.get_meta("schema_version")
+        if found is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(found) > SCHEMA_VERSION:
+            raise StateError(
+                f"state file {self.path} was written by a newer letta-otel "
+                f"(schema {found} > {SCHEMA_VERSION}); upgrade letta-otel or use another file"
+            )
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        finally:
+            self._release_lock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- meta ---------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str, db: sqlite3.Connection | None = None) -> None:
+        (db or self._db).execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # --- steps --------------------------------------------------------------------
+
+    def record_discovered(
+        self,
+        steps: Iterable[tuple[str, str | None, str | None]],
+        *,
+        now_ns: int,
+        run_ids: Iterable[str] = (),
+        meta: dict[str, str] | None = None,
+    ) -> None:
+        """Remember discovered steps (id, run id, status) as open, and move cursors.
+
+        Already exported steps stay exported; the cursor update rides the same
+        transaction, which is what makes a crash right after it harmless.
+        """
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO steps (step_id, run_id, state, last_status, first_seen_ns, "
+                "updated_ns) VALUES (?, ?, 'open', ?, ?, ?) "
+                "ON CONFLICT(step_id) DO UPDATE SET last_status = excluded.last_status, "
+                "updated_ns = excluded.updated_ns WHERE steps.state = 'open'",
+                [(sid, rid, status, now_ns, now_ns) for sid, rid, status in steps],
+            )
+            db.executemany(
+                "INSERT INTO runs (run_id, state, first_seen_ns, updated_ns) "
+                "VALUES (?, 'open', ?, ?) ON CONFLICT(run_id) DO NOTHING",
+                [(rid, now_ns, now_ns) for rid in run_ids],
+            )
+            for key, value in (meta or {}).items():
+                self.set_meta(key, value, db)
+
+    def open_steps(self) -> list[OpenStep]:
+        rows = self._db.execute(
+            "SELECT step_id, run_id, last_status, first_seen_ns FROM steps "
+            "WHERE state = 'open' ORDER BY first_seen_ns, step_id"
+        ).fetchall()
+        return [OpenStep(*row) for row in rows]
+
+    def exported_step_ids(self, step_ids: Iterable[str]) -> set[str]:
+        ids = list(step_ids)
+        found: set[str] = set()
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT step_id FROM steps WHERE state = 'exported' AND step_id IN ({marks})",
+                    chunk,
+                )
+            )
+        return found
+
+    def step_state(self, step_id: str) -> str | None:
+        row = self._db.execute("SELECT state FROM steps WHERE step_id = ?", (step_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # --- runs ---------------------------------------------------------------------
+
+    def record_runs(self, run_ids: Iterable[str], *, now_ns: int) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO runs (run_id, state, first_seen_ns, updated_ns) "
+                "VALUES (?, 'open', ?, ?) ON CONFLICT(run_id) DO NOTHING",
+                [(rid, now_ns, now_ns) for rid in run_ids],
+            )
+
+    def open_runs(self) -> list[OpenRun]:
+        rows = self._db.execute(
+            "SELECT run_id, first_seen_ns FROM runs WHERE state = 'open' "
+            "ORDER BY first_seen_ns, run_id"
+        ).fetchall()
+        return [OpenRun(*row) for row in rows]
+
+    def open_run_ids(self) -> list[str]:
+        return [r.run_id for r in self.open_runs()]
+
+    def run_state(self, run_id: str) -> str | None:
+        row = self._db.execute("SELECT state FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def run_trace_id(self, run_id: str) -> str | None:
+        row = self._db.execute("SELECT trace_id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def set_run_trace_ids(self, pairs: Iterable[tuple[str, str]], *, now_ns: int) -> None:
+        """Pin the trace id chosen for a run so later spans of it join the same trace."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO runs (run_id, state, trace_id, first_seen_ns, updated_ns) "
+                "VALUES (?, 'open', ?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET "
+                "trace_id = COALESCE(runs.trace_id, excluded.trace_id)",
+                [(rid, tid, now_ns, now_ns) for rid, tid in pairs],
+            )
+
+    # --- commit after export ------------------------------------------------------
+
+    def mark_exported(
+        self, *, step_ids: Iterable[str], run_ids: Iterable[str], now_ns: int
+    ) -> None:
+        """The backend confirmed these: one transaction, all or nothing."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO steps (step_id, run_id, state, first_seen_ns, updated_ns) "
+                "VALUES (?, NULL, 'exported', ?, ?) ON CONFLICT(step_id) DO UPDATE SET "
+                "state = 'exported', updated_ns = excluded.updated_ns",
+                [(sid, now_ns, now_ns) for sid in step_ids],
+            )
+            db.executemany(
+                "INSERT INTO runs (run_id, state, first_seen_ns, updated_ns) "
+                "VALUES (?, 'exported', ?, ?) ON CONFLICT(run_id) DO UPDATE SET "
+                "state = 'exported', updated_ns = excluded.updated_ns",
+                [(rid, now_ns, now_ns) for rid in run_ids],
+            )
+
+    def forget(self, *, step_ids: Iterable[str] = (), run_ids: Iterable[str] = ()) -> None:
+        """Drop open entries whose object vanished from Letta (404)."""
+        with self.transaction() as db:
+            db.executemany(
+                "DELETE FROM steps WHERE step_id = ? AND state = 'open'", [(s,) for s in step_ids]
+            )
+            db.executemany(
+                "DELETE FROM runs WHERE run_id = ? AND state = 'open'", [(r,) for r in run_ids]
+            )
+
+    def mark_skipped(self, step_ids: Iterable[str], *, now_ns: int) -> None:
+        """Steps that cannot be mapped (bad data): counted, logged, not retried forever."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE steps SET state = 'skipped', updated_ns = ? WHERE step_id = ?",
+                [(now_ns, s) for s in step_ids],
+            )
+
+    def prune(self, *, older_than_ns: int) -> int:
+        """Forget exported entries last touched before ``older_than_ns``; open ones stay."""
+        with self.transaction() as db:
+            # Exported steps of a still-open run stay: the runs fallback re-lists them.
+            steps = db.execute(
+                "DELETE FROM steps WHERE state != 'open' AND updated_ns < ? AND (run_id IS NULL "
+                "OR run_id NOT IN (SELECT run_id FROM runs WHERE state = 'open'))",
+                (older_than_ns,),
+            ).rowcount
+            runs = db.execute(
+                "DELETE FROM runs WHERE state = 'exported' AND updated_ns < ?", (older_than_ns,)
+            ).rowcount
+        return int(steps) + int(runs)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for table in ("steps", "runs"):
+            for state, n in self._db.execute(f"SELECT state, COUNT(*) FROM {table} GROUP BY state"):
+                out[f"{table}_{state}"] = int(n)
+        return out
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
