@@ -1,0 +1,111 @@
+"""Command line: ``letta-otel run [--once]`` and ``letta-otel trace-id``.
+
+Exit codes: 0 success (also after SIGINT/SIGTERM), 1 an export or Letta request
+failed in ``--once`` mode, 2 bad configuration or an unusable endpoint/state file.
+Errors are one clear message on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from letta_otel import __version__
+from letta_otel.daemon import Daemon, StartupError
+from letta_otel.logs import setup_logging
+from letta_otel.mapping import ids
+from letta_otel.settings import (
+    ConfigError,
+    Settings,
+    add_settings_arguments,
+    load_settings,
+    overrides_from_args,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+log = logging.getLogger("letta_otel")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="letta-otel",
+        description="Bridge Letta agent steps, provider traces and runs into OpenTelemetry.",
+    )
+    parser.add_argument("--version", action="version", version=f"letta-otel {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="poll Letta and export spans over OTLP (the daemon)",
+        description="Poll Letta and export its steps as OpenTelemetry spans over OTLP.",
+    )
+    run.add_argument(
+        "--once",
+        action="store_true",
+        help="export everything that is terminal now, then exit (non-zero if anything failed)",
+    )
+    add_settings_arguments(run)
+
+    trace = commands.add_parser(
+        "trace-id",
+        help="print the trace id letta-otel uses for a Letta run (id scheme v1)",
+    )
+    trace.add_argument("run_id", nargs="+", help="a Letta run id, e.g. run-d74da3da-...")
+    return parser
+
+
+def _settings(ns: argparse.Namespace) -> Settings:
+    config_path, overrides = overrides_from_args(ns)
+    return load_settings(config_path=config_path, overrides=overrides)
+
+
+def _secrets(settings: Settings) -> list[str]:
+    secrets = list(settings.otlp_headers.values())
+    if settings.letta_api_key is not None:
+        secrets.append(settings.letta_api_key.get_secret_value())
+    return secrets
+
+
+def _run(ns: argparse.Namespace) -> int:
+    try:
+        settings = _settings(ns)
+    except ConfigError as exc:
+        print(f"letta-otel: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(settings.log_level, settings.log_format, _secrets(settings))
+    log.info(
+        "letta-otel %s starting: %s",
+        __version__,
+        " ".join(f"{k}={v}" for k, v in settings.describe().items()),
+    )
+    try:
+        result = asyncio.run(Daemon(settings).run(once=ns.once))
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)  # noqa: TRY400 - a message, not a traceback
+        return EXIT_CONFIG
+    except KeyboardInterrupt:  # a second Ctrl-C while shutting down
+        return EXIT_OK
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _trace_id(ns: argparse.Namespace) -> int:
+    for run_id in ns.run_id:
+        print(f"{run_id} {ids.format_trace_id(ids.trace_id_from_letta_id(run_id))}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = _parser().parse_args(argv)
+    if ns.command == "run":
+        return _run(ns)
+    return _trace_id(ns)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

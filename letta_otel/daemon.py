@@ -1,0 +1,177 @@
+"""The long-running loop around ``Bridge.cycle``: start-up checks, signals, summaries.
+
+SIGINT/SIGTERM set a stop flag: the batch in flight finishes and is committed, no
+new batch starts, the state is closed, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from letta_otel import __version__
+from letta_otel.bridge import Bridge, BridgeOptions, CycleReport
+from letta_otel.export.sink import SpanSink, build_sink
+from letta_otel.letta.client import LettaAuthError, LettaClient, LettaError
+from letta_otel.letta.discovery import RunsDiscovery, StepsDiscovery, choose_discovery
+from letta_otel.letta.enrich import Enricher
+from letta_otel.mapping import ids
+from letta_otel.mapping import semconv as sc
+from letta_otel.mapping.spans import MappingContext, endpoint_address
+from letta_otel.settings import Settings
+from letta_otel.state import StateError, StateStore
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """Configuration or an endpoint is unusable; the message says which and how to fix it."""
+
+
+@dataclass
+class RunResult:
+    cycles: int
+    ok: bool
+
+
+def build_resource(settings: Settings) -> Resource:
+    attrs: dict[str, str] = dict(settings.resource_attributes)
+    attrs["service.name"] = settings.service_name
+    attrs[sc.BRIDGE_VERSION] = __version__
+    attrs[sc.BRIDGE_ID_SCHEME] = ids.ID_SCHEME
+    return Resource(attrs)
+
+
+def build_context(settings: Settings) -> MappingContext:
+    return MappingContext(
+        resource=build_resource(settings),
+        scope=InstrumentationScope("letta-otel", __version__, sc.SCHEMA_URL),
+        letta_server=endpoint_address(settings.letta_base_url),
+    )
+
+
+def build_client(settings: Settings) -> LettaClient:
+    return LettaClient(
+        settings.letta_base_url,
+        api_key=settings.letta_api_key.get_secret_value() if settings.letta_api_key else None,
+        project=settings.letta_project,
+        timeout=settings.letta_timeout,
+        max_connections=settings.max_concurrency,
+    )
+
+
+async def _build_bridge(
+    settings: Settings, client: LettaClient, state: StateStore, sink: SpanSink, once: bool
+) -> Bridge:
+    max_pages = None if once else 50
+    try:
+        discovery = await choose_discovery(
+            client,
+            settings.discovery,
+            lambda: StepsDiscovery(client, settings.initial_lookback, max_pages),
+            lambda: RunsDiscovery(client, settings.initial_lookback, max_pages),
+        )
+    except LettaAuthError as exc:
+        raise StartupError(f"{exc}") from None
+    except LettaError as exc:
+        raise StartupError(
+            f"cannot reach Letta at LETTA_BASE_URL={settings.letta_base_url}: {exc}"
+        ) from None
+    log.info("discovering steps through /v1/%s/", discovery.name)
+    return Bridge(
+        discovery=discovery,
+        enricher=Enricher(client, max_in_flight=settings.max_concurrency),
+        sink=sink,
+        state=state,
+        context=build_context(settings),
+        options=BridgeOptions(
+            pending_timeout=settings.pending_timeout,
+            enrich_grace=settings.enrich_grace,
+            adopt_letta_trace_id=settings.adopt_letta_trace_id,
+            max_batch_spans=settings.max_batch_spans,
+            max_batch_bytes=settings.max_batch_bytes,
+        ),
+    )
+
+
+def open_state(settings: Settings) -> StateStore:
+    try:
+        return StateStore(settings.state_path)
+    except StateError as exc:
+        raise StartupError(f"LETTA_OTEL_STATE_PATH: {exc}") from None
+
+
+def summarize(report: CycleReport, seconds: float) -> str:
+    lag = ""
+    if report.newest_exported_ns:
+        lag_s = time.time() - report.newest_exported_ns / 1e9
+        lag = f" lag={lag_s:.1f}s"
+    return (
+        f"cycle via {report.discovery}: discovered={report.discovered} "
+        f"exported_steps={report.exported_steps} exported_runs={report.exported_runs} "
+        f"spans={report.spans} batches={report.batches} failed_batches={report.failed_batches} "
+        f"waiting={report.waiting} open_steps={report.open_steps} open_runs={report.open_runs} "
+        f"skipped={report.skipped} letta_errors={report.letta_errors}{lag} took={seconds:.2f}s"
+    )
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sink_factory: Callable[[Settings], SpanSink] = build_sink,
+    ) -> None:
+        self._settings = settings
+        self._sink_factory = sink_factory
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        if not self._stop.is_set():
+            log.info("stop requested; finishing the batch in flight")
+        self._stop.set()
+
+    async def run(self, *, once: bool = False) -> RunResult:
+        settings = self._settings
+        state = open_state(settings)
+        client = build_client(settings)
+        sink = self._sink_factory(settings)
+        self._install_signals()
+        cycles, ok = 0, True
+        try:
+            bridge = await _build_bridge(settings, client, state, sink, once)
+            while not self._stop.is_set():
+                started = time.monotonic()
+                report = await bridge.cycle(once=once, should_stop=self._stop.is_set)
+                cycles += 1
+                elapsed = time.monotonic() - started
+                level = logging.INFO if report.ok else logging.WARNING
+                log.log(level, summarize(report, elapsed))
+                if once:
+                    ok = report.ok
+                    break
+                await self._sleep(settings.poll_interval)
+        finally:
+            await client.aclose()
+            sink.shutdown()
+            state.close()
+        return RunResult(cycles, ok)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Not available off the main thread (embedded use, tests).
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)

@@ -1,0 +1,128 @@
+"""The OTLP sink: hand-built spans in, a definite yes or no out.
+
+The SDK's ``BatchSpanProcessor`` swallows the export result, so the daemon calls
+``SpanExporter.export()`` itself and only a ``SUCCESS`` lets the checkpoint move.
+Each wrapper here does one thing; the daemon composes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcSpanExporter,
+)
+from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as HttpSpanExporter,
+)
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from letta_otel.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class SpanSink(Protocol):
+    def export(self, spans: Sequence[ReadableSpan]) -> bool:
+        """True only when the backend confirmed every span."""
+        ...
+
+    def shutdown(self) -> None: ...
+
+
+@dataclass
+class ExporterSink:
+    """Adapts an SDK ``SpanExporter`` to ``SpanSink``: SUCCESS → True, all else False."""
+
+    exporter: SpanExporter
+    description: str = "OTLP"
+
+    def __post_init__(self) -> None:
+        # SDK exporters are not documented as thread-safe; the daemon exports from a
+        # worker thread, so serialise calls.
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> bool:
+        with self._lock:
+            try:
+                result = self.exporter.export(spans)
+            except Exception as exc:  # an exporter bug must not kill the daemon
+                log.exception(
+                    "exporting %d spans to %s raised %s",
+                    len(spans),
+                    self.description,
+                    type(exc).__name__,
+                )
+                return False
+        return result is SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+
+def _grpc_compression(name: str) -> grpc.Compression:
+    return {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}.get(
+        name, grpc.Compression.NoCompression
+    )
+
+
+def _http_compression(name: str) -> HttpCompression:
+    return {"gzip": HttpCompression.Gzip, "deflate": HttpCompression.Deflate}.get(
+        name, HttpCompression.NoCompression
+    )
+
+
+def _grpc_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
+    if settings.otlp_certificate is None and settings.otlp_client_key is None:
+        return None
+
+    def read(path: object) -> bytes | None:
+        return None if path is None else open(str(path), "rb").read()
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(settings.otlp_certificate),
+        private_key=read(settings.otlp_client_key),
+        certificate_chain=read(settings.otlp_client_certificate),
+    )
+
+
+def build_exporter(settings: Settings) -> SpanExporter:
+    """The SDK exporter for the configured protocol, with every setting passed explicitly."""
+    headers = dict(settings.otlp_headers)
+    if settings.otlp_protocol == "grpc":
+        insecure = settings.otlp_insecure
+        if insecure is None:
+            insecure = settings.otlp_traces_endpoint.startswith("http://")
+        return GrpcSpanExporter(
+            endpoint=settings.otlp_traces_endpoint,
+            insecure=insecure,
+            credentials=None if insecure else _grpc_credentials(settings),
+            headers=headers,
+            timeout=settings.otlp_timeout,
+            compression=_grpc_compression(settings.otlp_compression),
+        )
+    return HttpSpanExporter(
+        endpoint=settings.otlp_traces_endpoint,
+        certificate_file=_str_or_none(settings.otlp_certificate),
+        client_key_file=_str_or_none(settings.otlp_client_key),
+        client_certificate_file=_str_or_none(settings.otlp_client_certificate),
+        headers=headers,
+        timeout=settings.otlp_timeout,
+        compression=_http_compression(settings.otlp_compression),
+    )
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def build_sink(settings: Settings) -> SpanSink:
+    description = f"{settings.otlp_protocol} {settings.otlp_traces_endpoint}"
+    return ExporterSink(build_exporter(settings), description)
