@@ -4,7 +4,7 @@ Re-exporting the same Letta objects must give byte-identical ids, so a backend
 de-duplicates a re-sent batch instead of showing two trees. The rules:
 
 * trace id of a run: the 128 bits of the run's UUID (``run-d74da3da-b028-...`` →
-  ``d74da3dab02844c48a066b9ccabfbe7``), so anyone can compute it by hand. A step
+  ``d74da3dab02844c48ac766b9ccabfbe7``), so anyone can compute it by hand. A step
   without a run uses its own UUID the same way. Ids that are not ``<prefix>-<uuid>``
   fall back to the first 16 bytes of ``sha256("letta-otel/v1/trace/" + id)``.
 * span ids: the first 8 bytes of ``sha256("letta-otel/v1/<kind>/<key>")`` with kind

@@ -43,7 +43,7 @@ def test_once_exports_every_terminal_step_exactly_once(
     assert set(exported) == set(data.expected_terminal_step_ids())
     assert max(exported.values()) == 1
     assert {s.attributes["letta.run.id"] for s in run_spans(spans)} == set(data.run_ids())
-    assert all(r.protocol == protocol.split("/")[0] for r in receiver.requests)
+    assert all(r.protocol == protocol.split("/", maxsplit=1)[0] for r in receiver.requests)
     assert len(spans) == 43  # 10 runs + 14 steps + 13 LLM calls + 6 tool calls
 
 
@@ -166,7 +166,9 @@ def test_batches_are_bounded(run_once: RunOnce, receiver: OtlpReceiver) -> None:
     assert len(receiver.spans) == 43
 
 
-def test_adopt_letta_trace_id(run_once: RunOnce, receiver: OtlpReceiver, letta: FakeLettaServer) -> None:
+def test_adopt_letta_trace_id(
+    run_once: RunOnce, receiver: OtlpReceiver, letta: FakeLettaServer
+) -> None:
     assert run_once(LETTA_OTEL_ADOPT_LETTA_TRACE_ID="true") == 0
     for span in step_spans(receiver.spans):
         step = letta.data.step(str(span.attributes["letta.step.id"]))
@@ -178,7 +180,9 @@ def test_adopt_letta_trace_id(run_once: RunOnce, receiver: OtlpReceiver, letta: 
 
 
 def test_headers_compression_and_auth(
-    bridge_env: BridgeEnv, run_once: RunOnce, receiver: OtlpReceiver,
+    bridge_env: BridgeEnv,
+    run_once: RunOnce,
+    receiver: OtlpReceiver,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     bridge_env.letta.api_key = "letta-secret-key-123"
@@ -197,8 +201,9 @@ def test_headers_compression_and_auth(
     assert request.headers["x-honeycomb-team"] == "hc-secret-456"
     assert request.compression == "gzip"
     letta_requests = bridge_env.letta.requests
-    assert all(r.headers.get("authorization") == "Bearer letta-secret-key-123"
-               for r in letta_requests)
+    assert all(
+        r.headers.get("authorization") == "Bearer letta-secret-key-123" for r in letta_requests
+    )
     assert all(r.headers.get("x-project") == "proj-a" for r in letta_requests)
     out, err = capfd.readouterr()
     for secret in ("letta-secret-key-123", "hc-secret-456"):
@@ -207,9 +212,7 @@ def test_headers_compression_and_auth(
             assert secret not in repr(span.attributes)
 
 
-def test_state_file_records_what_was_confirmed(
-    bridge_env: BridgeEnv, run_once: RunOnce
-) -> None:
+def test_state_file_records_what_was_confirmed(bridge_env: BridgeEnv, run_once: RunOnce) -> None:
     assert run_once() == 0
     with sqlite3.connect(bridge_env.state_path) as db:
         rows = dict(db.execute("SELECT step_id, state FROM steps").fetchall())

@@ -46,8 +46,11 @@ def test_daemon_follows_new_work_and_stops_cleanly(
         wait_until(lambda: len(receiver.spans) >= 43, 30, "the first 43 spans")
         new_run = letta.data.add_run("tool_two_steps")
         wait_until(
-            lambda: any(s.attributes.get("letta.run.id") == new_run for s in receiver.spans
-                        if s.name.startswith("invoke_agent")),
+            lambda: any(
+                s.attributes.get("letta.run.id") == new_run
+                for s in receiver.spans
+                if s.name.startswith("invoke_agent")
+            ),
             30,
             "the new run's root span",
         )
@@ -79,8 +82,12 @@ def test_bad_configuration_is_one_report_and_exit_2(tmp_path: Path) -> None:
     )
     code, err = finish(proc)
     assert code == 2
-    for name in ("LETTA_BASE_URL", "LETTA_OTEL_POLL_INTERVAL", "OTEL_EXPORTER_OTLP_PROTOCOL",
-                 "LETTA_OTEL_STATE_PATH"):
+    for name in (
+        "LETTA_BASE_URL",
+        "LETTA_OTEL_POLL_INTERVAL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "LETTA_OTEL_STATE_PATH",
+    ):
         assert name in err
     assert "Traceback" not in err
     assert "sk-let-me-in" not in err
