@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from letta_otel.export.budget import plan_batches
+from letta_otel.export.budget import plan_batches, trim_spans
 from letta_otel.export.sink import SpanSink
 from letta_otel.letta.client import LettaError
 from letta_otel.letta.discovery import Discovery
@@ -38,6 +38,9 @@ from letta_otel.state import OpenStep, StateStore
 log = logging.getLogger(__name__)
 
 STATE_RETENTION = timedelta(hours=24)
+MIN_BATCH_BYTES = 64 * 1024
+MIN_BATCH_SCALE = 1 / 1024
+GROW_AFTER_BATCHES = 8
 PRUNE_EVERY = timedelta(minutes=10)
 
 
@@ -101,6 +104,10 @@ class Bridge:
         self._options = options
         self._clock = clock
         self._last_prune: datetime | None = None
+        # Fraction of the configured batch bounds in use: halved after a failed export
+        # (a batch the backend finds too large gets split), restored after successes.
+        self._batch_scale = 1.0
+        self._good_batches = 0
 
     async def cycle(
         self, *, once: bool = False, should_stop: Callable[[], bool] = lambda: False
@@ -113,8 +120,9 @@ class Bridge:
         except LettaError as exc:
             self._letta_error(report, "discovering steps", exc)
             return report
-        exported = self._state.exported_step_ids(s.id for s in found.steps)
-        fresh = [s for s in found.steps if s.id not in exported]
+        self._skip_invalid(now_ns, report)
+        settled = self._state.settled_step_ids(s.id for s in found.steps)
+        fresh = list({s.id: s for s in found.steps if s.id not in settled}.values())
         self._state.record_discovered(
             [(s.id, s.run_id, s.status) for s in fresh],
             now_ns=now_ns,
@@ -148,6 +156,15 @@ class Bridge:
         report.open_steps = counts.get("steps_open", 0)
         report.open_runs = counts.get("runs_open", 0)
         return report
+
+    def _skip_invalid(self, now_ns: int, report: CycleReport) -> None:
+        invalid = [
+            r.record_id for r in self._enricher.drain_invalid() if r.kind == "step" and r.record_id
+        ]
+        if invalid:
+            # Logged with its id by the client; recorded so it is counted, not lost silently.
+            self._state.mark_skipped(invalid, now_ns=now_ns)
+            report.skipped += len(invalid)
 
     # --- steps ----------------------------------------------------------------------
 
@@ -271,20 +288,19 @@ class Bridge:
     async def _export(
         self, units: list[Unit], report: CycleReport, should_stop: Callable[[], bool]
     ) -> None:
-        for batch in plan_batches(
-            units,
-            max_spans=self._options.max_batch_spans,
-            max_bytes=self._options.max_batch_bytes,
-        ):
+        max_spans = max(1, int(self._options.max_batch_spans * self._batch_scale))
+        max_bytes = max(MIN_BATCH_BYTES, int(self._options.max_batch_bytes * self._batch_scale))
+        for unit in units:
+            unit.spans = trim_spans(unit.spans, self._options.max_batch_bytes)
+        for batch in plan_batches(units, max_spans=max_spans, max_bytes=max_bytes):
             if should_stop():
                 break
             spans = [s for unit in batch for s in unit.spans]
             report.batches += 1
             if not await asyncio.to_thread(self._sink.export, spans):
-                report.failed_batches += 1
-                report.errors.append(f"export of {len(spans)} spans failed")
-                log.warning("export of %d spans failed; will retry next cycle", len(spans))
+                self._export_failed(len(spans), report)
                 return
+            self._export_succeeded()
             step_ids = [sid for unit in batch for sid in unit.step_ids]
             run_ids = [rid for unit in batch for rid in unit.run_ids]
             self._state.mark_exported(
@@ -295,6 +311,25 @@ class Bridge:
             report.spans += len(spans)
             newest = max((s.end_time or 0) for s in spans)
             report.newest_exported_ns = max(report.newest_exported_ns or 0, newest)
+
+    def _export_failed(self, n_spans: int, report: CycleReport) -> None:
+        report.failed_batches += 1
+        report.errors.append(f"export of {n_spans} spans failed")
+        self._good_batches = 0
+        if self._batch_scale > MIN_BATCH_SCALE:
+            self._batch_scale /= 2
+        log.warning(
+            "export of %d spans failed; nothing was committed, retrying next cycle with "
+            "batches at %.0f%% of the configured size",
+            n_spans,
+            self._batch_scale * 100,
+        )
+
+    def _export_succeeded(self) -> None:
+        self._good_batches += 1
+        if self._batch_scale < 1.0 and self._good_batches >= GROW_AFTER_BATCHES:
+            self._batch_scale = min(1.0, self._batch_scale * 2)
+            self._good_batches = 0
 
     def _maybe_prune(self, now: datetime) -> None:
         if self._last_prune and now - self._last_prune < PRUNE_EVERY:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import signal
 import time
 from collections.abc import Callable
@@ -76,8 +77,12 @@ async def _build_bridge(
         discovery = await choose_discovery(
             client,
             settings.discovery,
-            lambda: StepsDiscovery(client, settings.initial_lookback, max_pages),
-            lambda: RunsDiscovery(client, settings.initial_lookback, max_pages),
+            lambda: StepsDiscovery(
+                client, settings.initial_lookback, max_pages, reread_window=settings.reread_window
+            ),
+            lambda: RunsDiscovery(
+                client, settings.initial_lookback, max_pages, reread_window=settings.reread_window
+            ),
         )
     except LettaAuthError as exc:
         raise StartupError(f"{exc}") from None
@@ -123,6 +128,21 @@ def summarize(report: CycleReport, seconds: float) -> str:
     )
 
 
+MAX_RETRY_DELAY = 300.0
+
+
+def retry_delay(poll_interval: float, failures: int) -> float:
+    """Poll interval while healthy; doubling (with jitter, up to 5 min) while failing.
+
+    A backend outage or a Letta incident then costs a few requests a minute instead
+    of one every poll interval, and recovery is noticed within the current delay.
+    """
+    if failures <= 0:
+        return poll_interval
+    delay = min(poll_interval * 2**failures, MAX_RETRY_DELAY)
+    return max(poll_interval, random.uniform(delay * 0.8, delay))
+
+
 class Daemon:
     def __init__(
         self,
@@ -145,7 +165,7 @@ class Daemon:
         client = build_client(settings)
         sink = self._sink_factory(settings)
         self._install_signals()
-        cycles, ok = 0, True
+        cycles, ok, failures = 0, True, 0
         try:
             bridge = await _build_bridge(settings, client, state, sink, once)
             while not self._stop.is_set():
@@ -158,7 +178,8 @@ class Daemon:
                 if once:
                     ok = report.ok
                     break
-                await self._sleep(settings.poll_interval)
+                failures = 0 if report.ok else failures + 1
+                await self._sleep(retry_delay(settings.poll_interval, failures))
         finally:
             await client.aclose()
             sink.shutdown()

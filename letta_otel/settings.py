@@ -123,6 +123,7 @@ ENV_LOG_FORMAT = "LETTA_OTEL_LOG_FORMAT"
 ENV_INITIAL_LOOKBACK = "LETTA_OTEL_INITIAL_LOOKBACK"
 ENV_PENDING_TIMEOUT = "LETTA_OTEL_PENDING_TIMEOUT"
 ENV_ENRICH_GRACE = "LETTA_OTEL_ENRICH_GRACE"
+ENV_REREAD_WINDOW = "LETTA_OTEL_REREAD_WINDOW"
 ENV_DISCOVERY = "LETTA_OTEL_DISCOVERY"
 ENV_ADOPT_LETTA_TRACE_ID = "LETTA_OTEL_ADOPT_LETTA_TRACE_ID"
 ENV_MAX_CONCURRENCY = "LETTA_OTEL_MAX_CONCURRENCY"
@@ -201,6 +202,7 @@ class Settings(BaseModel, frozen=True, extra="forbid"):
     initial_lookback: timedelta = timedelta(hours=1)
     pending_timeout: timedelta = timedelta(hours=1)
     enrich_grace: timedelta = timedelta(seconds=60)
+    reread_window: timedelta = timedelta(minutes=15)
     discovery: Literal["auto", "steps", "runs"] = "auto"
     adopt_letta_trace_id: bool = False
     max_concurrency: int = 8
@@ -534,6 +536,17 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         parse_duration(allow_zero=True),
         env=(ENV_ENRICH_GRACE,),
         toml=("daemon.enrich_grace",),
+        metavar="DURATION",
+        show=format_duration,
+    ),
+    SettingSpec(
+        "reread_window",
+        f"Once a minute the last part of history this long is listed again, so steps that "
+        f"became visible late (late commits, runs finishing out of order) are still "
+        f"exported; duplicates are dropped by id (> 0). {_DURATION_HELP}",
+        parse_duration(allow_zero=False),
+        env=(ENV_REREAD_WINDOW,),
+        toml=("daemon.reread_window",),
         metavar="DURATION",
         show=format_duration,
     ),

@@ -176,7 +176,8 @@ class StateStore:
         ).fetchall()
         return [OpenStep(*row) for row in rows]
 
-    def exported_step_ids(self, step_ids: Iterable[str]) -> set[str]:
+    def settled_step_ids(self, step_ids: Iterable[str]) -> set[str]:
+        """The ones already exported or skipped: nothing more to do for them."""
         ids = list(step_ids)
         found: set[str] = set()
         for chunk in _chunks(ids, 500):
@@ -184,7 +185,7 @@ class StateStore:
             found.update(
                 row[0]
                 for row in self._db.execute(
-                    f"SELECT step_id FROM steps WHERE state = 'exported' AND step_id IN ({marks})",
+                    f"SELECT step_id FROM steps WHERE state != 'open' AND step_id IN ({marks})",
                     chunk,
                 )
             )
@@ -263,11 +264,13 @@ class StateStore:
             )
 
     def mark_skipped(self, step_ids: Iterable[str], *, now_ns: int) -> None:
-        """Steps that cannot be mapped (bad data): counted, logged, not retried forever."""
+        """Steps Letta served in a shape we cannot use: logged, counted, not retried."""
         with self.transaction() as db:
             db.executemany(
-                "UPDATE steps SET state = 'skipped', updated_ns = ? WHERE step_id = ?",
-                [(now_ns, s) for s in step_ids],
+                "INSERT INTO steps (step_id, run_id, state, first_seen_ns, updated_ns) "
+                "VALUES (?, NULL, 'skipped', ?, ?) ON CONFLICT(step_id) DO UPDATE SET "
+                "state = 'skipped', updated_ns = excluded.updated_ns WHERE steps.state = 'open'",
+                [(s, now_ns, now_ns) for s in step_ids],
             )
 
     def prune(self, *, older_than_ns: int) -> int:

@@ -30,7 +30,7 @@ def test_discovered_steps_are_open_until_exported(store: StateStore) -> None:
     assert store.open_run_ids() == ["run-1"]
     store.mark_exported(step_ids=["step-a"], run_ids=[], now_ns=2)
     assert [o.step_id for o in store.open_steps()] == ["step-b"]
-    assert store.exported_step_ids(["step-a", "step-b", "step-x"]) == {"step-a"}
+    assert store.settled_step_ids(["step-a", "step-b", "step-x"]) == {"step-a"}
     # Re-discovering an exported step never reopens it.
     store.record_discovered([("step-a", "run-1", "success")], now_ns=3)
     assert store.step_state("step-a") == "exported"

@@ -7,10 +7,14 @@ all-or-nothing per Letta object.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Protocol, TypeVar
 
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.util.types import AttributeValue
+
+TRUNCATED_ATTRIBUTE = "letta_otel.truncated"
+_MIN_VALUE_BYTES = 64
 
 # Protobuf framing per span and per attribute, rounded up: the estimate must not
 # undershoot, or a batch could exceed the backend's request limit.
@@ -66,3 +70,67 @@ def plan_batches(units: Iterable[U], *, max_spans: int, max_bytes: int) -> Itera
         size += b
     if batch:
         yield batch
+
+
+def _cut(value: str, limit: int) -> str:
+    data = value.encode()
+    if len(data) <= limit:
+        return value
+    marker = f"…[{len(data) - limit} bytes truncated]"
+    return data[:limit].decode(errors="ignore") + marker
+
+
+def _cap_values(
+    attrs: Mapping[str, AttributeValue] | None, limit: int
+) -> dict[str, AttributeValue]:
+    return {k: _cut(v, limit) if isinstance(v, str) else v for k, v in (attrs or {}).items()}
+
+
+def trim_span(span: ReadableSpan, max_bytes: int) -> ReadableSpan:
+    """Shorten the longest string values until the span fits ``max_bytes``; mark it.
+
+    A span is never dropped for its size: the identifying attributes are short and
+    survive, the long payload-like values are cut with a marker.
+    """
+    if estimate_span_bytes(span) <= max_bytes:
+        return span
+    longest = max(
+        [len(v.encode()) for v in (span.attributes or {}).values() if isinstance(v, str)]
+        + [
+            len(v.encode())
+            for e in span.events
+            for v in (e.attributes or {}).values()
+            if isinstance(v, str)
+        ]
+        + [_MIN_VALUE_BYTES]
+    )
+    limit, trimmed = longest, span
+    while limit > _MIN_VALUE_BYTES and estimate_span_bytes(trimmed) > max_bytes:
+        limit //= 2
+        attrs = _cap_values(span.attributes, limit)
+        attrs[TRUNCATED_ATTRIBUTE] = True
+        trimmed = ReadableSpan(
+            name=span.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=attrs,
+            events=[
+                Event(e.name, _cap_values(e.attributes, limit), e.timestamp) for e in span.events
+            ],
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+    return trimmed
+
+
+def trim_spans(spans: Sequence[ReadableSpan], max_bytes: int) -> list[ReadableSpan]:
+    """Fit a unit into one request: each span gets an equal share of ``max_bytes``."""
+    if sum(estimate_span_bytes(s) for s in spans) <= max_bytes:
+        return list(spans)
+    share = max_bytes // max(len(spans), 1)
+    return [trim_span(s, share) for s in spans]

@@ -27,15 +27,34 @@ log = logging.getLogger(__name__)
 STEPS_PAGE = 200
 RUNS_PAGE = 100
 RUN_STEPS_PAGE = 100
-# Runs are re-listed this far below the newest one seen, so runs that commit late
-# or finish out of order are still found (duplicates are dropped by id).
+# Runs are re-listed this far below the newest one seen on every cycle, and the
+# whole re-read window below it once per REREAD_EVERY, so runs that commit late or
+# finish out of order are still found (duplicates are dropped by id).
 RUNS_RELIST_OVERLAP = timedelta(minutes=2)
+# Steps listing: once per REREAD_EVERY the last ``reread_window`` is listed again, for
+# steps that became visible after newer ones were read (late commits).
+REREAD_EVERY = timedelta(seconds=60)
+DEFAULT_REREAD_WINDOW = timedelta(minutes=15)
 # When the steps cursor vanished (its step was deleted), restart this far before it.
 CURSOR_LOSS_OVERLAP = timedelta(minutes=10)
 
 META_STEPS_CURSOR = "steps.cursor"
 META_STEPS_CURSOR_SEEN = "steps.cursor_seen_at"
 META_RUNS_WATERMARK = "runs.watermark"
+META_LAST_REREAD = "reread.last"
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        log.warning("ignoring unreadable time %r in the state file", text)
+        return None
+
+
+def _reread_due(state: StateView, now: datetime) -> bool:
+    last = _parse_time(state.get_meta(META_LAST_REREAD))
+    return last is None or now - last >= REREAD_EVERY
 
 
 @dataclass
@@ -64,9 +83,34 @@ class StepsDiscovery:
     initial_lookback: timedelta
     max_pages: int | None = 50
     extra_params: dict[str, Any] = field(default_factory=dict)
+    reread_window: timedelta = DEFAULT_REREAD_WINDOW
     name: str = "steps"
 
     async def discover(self, state: StateView, now: datetime) -> Discovered:
+        found = await self._follow_cursor(state, now)
+        if state.get_meta(META_STEPS_CURSOR) is not None and _reread_due(state, now):
+            await self._reread(now, found)
+        return found
+
+    async def _reread(self, now: datetime, found: Discovered) -> None:
+        """List the recent window again; the caller drops what it already knows."""
+        start: datetime | None = now - self.reread_window
+        after: str | None = None
+        while self.max_pages is None or found.pages < self.max_pages * 2:
+            steps, ids = await self.client.list_steps(
+                after=after,
+                start_date=start if after is None else None,
+                limit=STEPS_PAGE,
+                extra=self.extra_params,
+            )
+            found.pages += 1
+            found.steps.extend(steps)
+            if len(ids) < STEPS_PAGE:
+                break
+            after = ids[-1]
+        found.meta[META_LAST_REREAD] = now.isoformat()
+
+    async def _follow_cursor(self, state: StateView, now: datetime) -> Discovered:
         found = Discovered()
         cursor = state.get_meta(META_STEPS_CURSOR)
         start: datetime | None = None
@@ -103,12 +147,7 @@ class StepsDiscovery:
 
 
 def _cursor_fallback(state: StateView, now: datetime) -> datetime:
-    seen = state.get_meta(META_STEPS_CURSOR_SEEN)
-    try:
-        when = datetime.fromisoformat(seen) if seen else now
-    except ValueError:
-        when = now
-    return when - CURSOR_LOSS_OVERLAP
+    return (_parse_time(state.get_meta(META_STEPS_CURSOR_SEEN)) or now) - CURSOR_LOSS_OVERLAP
 
 
 PageParam = Literal["before", "after"]
@@ -120,6 +159,7 @@ class RunsDiscovery:
     initial_lookback: timedelta
     max_pages: int | None = 50
     run_filters: dict[str, Any] = field(default_factory=dict)
+    reread_window: timedelta = DEFAULT_REREAD_WINDOW
     name: str = "runs"
     # Which cursor parameter yields the next (older) page of a newest-first listing.
     # Letta 0.16.8 answers ``before`` where its docs say ``after``; we find out.
@@ -127,16 +167,20 @@ class RunsDiscovery:
 
     async def discover(self, state: StateView, now: datetime) -> Discovered:
         found = Discovered()
-        floor = self._floor(state, now)
+        reread = _reread_due(state, now)
+        floor = self._floor(state, now, self.reread_window if reread else RUNS_RELIST_OVERLAP)
+        if reread:
+            found.meta[META_LAST_REREAD] = now.isoformat()
         newest: datetime | None = None
         listed: dict[str, Run] = {}
         async for run in self._runs_newest_first(floor, found):
             listed[run.id] = run
             if run.created_at and (newest is None or run.created_at > newest):
                 newest = run.created_at
-        if newest is not None:
+        stored = _parse_time(state.get_meta(META_RUNS_WATERMARK))
+        if newest is not None and (stored is None or newest > stored):
             found.meta[META_RUNS_WATERMARK] = newest.isoformat()
-        elif state.get_meta(META_RUNS_WATERMARK) is None:
+        elif stored is None:
             found.meta[META_RUNS_WATERMARK] = floor.isoformat()
 
         to_read = [r for r in listed.values() if state.run_state(r.id) != "exported"]
@@ -146,14 +190,9 @@ class RunsDiscovery:
             found.steps.extend(await self._run_steps(run_id, found))
         return found
 
-    def _floor(self, state: StateView, now: datetime) -> datetime:
-        mark = state.get_meta(META_RUNS_WATERMARK)
-        if mark:
-            try:
-                return datetime.fromisoformat(mark) - RUNS_RELIST_OVERLAP
-            except ValueError:
-                log.warning("ignoring unreadable runs watermark %r", mark)
-        return now - self.initial_lookback
+    def _floor(self, state: StateView, now: datetime, overlap: timedelta) -> datetime:
+        mark = _parse_time(state.get_meta(META_RUNS_WATERMARK))
+        return now - self.initial_lookback if mark is None else mark - overlap
 
     async def _runs_newest_first(self, floor: datetime, found: Discovered) -> Any:
         """Yield runs newest first until one is older than ``floor``."""

@@ -12,7 +12,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from letta_otel.letta.client import LettaClient
+from letta_otel.letta.client import InvalidRecord, LettaClient
 from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
 
 T = TypeVar("T")
@@ -47,6 +47,11 @@ class Enricher:
     async def _limited(self, call: Awaitable[T]) -> T:
         async with self._limit:
             return await call
+
+    def drain_invalid(self) -> list[InvalidRecord]:
+        """Records Letta listed in a shape we cannot use, since the last call."""
+        found, self._client.invalid_records = self._client.invalid_records, []
+        return found
 
     def new_cycle(self, known_runs: dict[str, Run] | None = None) -> None:
         """Forget cached runs; seed with runs a listing already returned."""
