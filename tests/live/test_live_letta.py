@@ -1,0 +1,644 @@
+"""Contract test against the REAL Letta 0.16.8 server (kit: ``<repo>/../shared/letta-live``).
+
+A module fixture starts the kit's server (or reuses one that is already running, e.g.
+a colleague's) and seeds it once with ``seed_traffic.py``. Each test then runs the
+real CLI (``python -m letta_otel run --once``) as a subprocess against it, exporting to
+an in-process ``OtlpReceiver``, and compares what the receiver decoded with what the
+live API says, computed independently with httpx:
+
+* stock server: ``GET /v1/steps/`` answers HTTP 400, so discovery falls back to
+  ``/v1/runs/`` (gRPC and HTTP/protobuf), a restart with the same state exports
+  nothing twice, and fresh traffic exports exactly the new terminal steps;
+* patched server (``LETTA_PATCH_LIST_STEPS=1 ./run_letta.sh restart``): the
+  ``/v1/steps/`` cursor with ``LETTA_OTEL_DISCOVERY=steps``. The server is ALWAYS put
+  back the way it was found (other people use it).
+
+The database may hold traffic from earlier sessions, so the expected set is "every
+terminal step of every run created inside the configured lookback", and the lookback is
+chosen so that no run sits near its boundary. To tolerate someone else sending traffic
+meanwhile, the API is read before and after each bridge run: the exported set must lie
+between the two (on a quiet server they are equal, so this is an equality).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import httpx
+import pytest
+
+from tests.fakes.otlp_receiver import OtlpReceiver, ReceivedSpan
+
+REPO = Path(__file__).resolve().parents[2]
+KIT = REPO.parent / "shared" / "letta-live"
+LETTA_PORT = int(os.environ.get("LETTA_PORT", "8283"))
+BASE_URL = f"http://127.0.0.1:{LETTA_PORT}"
+LIVE_DIR = Path(os.environ.get("LETTA_LIVE_DIR", "/tmp/letta-live"))
+LOCK_PATH = Path(tempfile.gettempdir()) / "letta-otel-live-tests.lock"
+
+STEP_TERMINAL = frozenset({"success", "failed", "cancelled"})
+RUN_TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
+# No run may be created this close to the lookback boundary (either side), so the
+# bridge's "now - lookback" and ours select the same runs for the whole test module.
+BOUNDARY_MARGIN = timedelta(minutes=10)
+DEFAULT_LOOKBACK = timedelta(hours=2)
+# Scenarios of seed_traffic.py sent as "new traffic" after a restart: 7 steps, 2 failed.
+NEW_TRAFFIC = ("plain", "tool_two_steps", "fail_http500", "stream_fail", "memgpt_tool")
+NEW_TRAFFIC_MIN_STEPS = 7
+
+# Bounded waits (seconds). A cold `start` installs Letta into /tmp/letta-venv (~3 min).
+START_TIMEOUT = 900
+RESTART_TIMEOUT = 240
+STOP_TIMEOUT = 120
+SEED_TIMEOUT = 300
+BRIDGE_TIMEOUT = 180
+LOCK_TIMEOUT = 900
+
+_ISOLATE_PREFIXES = ("LETTA_", "OTEL_", "HONEYCOMB_")
+# The kit's own knobs (see the header of run_letta.sh) pass through to it.
+_KIT_KNOBS = frozenset(
+    {
+        "LETTA_VENV",
+        "LETTA_LIVE_DIR",
+        "LETTA_PORT",
+        "LETTA_PG_PORT",
+        "LETTA_WITH_OTEL",
+        "LETTA_DISABLE_SQLALCHEMY_POOLING",
+    }
+)
+
+pytestmark = [pytest.mark.live, pytest.mark.timeout(START_TIMEOUT + 600)]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_ISOLATE_PREFIXES) or k in _KIT_KNOBS
+    }
+    env.update(extra)
+    return env
+
+
+def letta_log_tail(lines: int = 60) -> str:
+    path = LIVE_DIR / "letta.out"
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError as exc:
+        return f"(no {path}: {exc})"
+    return f"--- tail of {path} ---\n" + "\n".join(text)
+
+
+def dump_letta_log_on_failure(test: Callable[P, R]) -> Callable[P, R]:
+    """Print the tail of the server log when the test fails (pytest shows it)."""
+
+    @functools.wraps(test)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return test(*args, **kwargs)
+        except BaseException:
+            print(letta_log_tail())
+            raise
+
+    return wrapper
+
+
+def _parse_ts(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def run_uuid_hex(run_id: str) -> str:
+    return run_id.removeprefix("run-").replace("-", "")
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class LiveKit:
+    """Drives ``run_letta.sh`` / ``seed_traffic.py``; remembers what it changed."""
+
+    def __init__(self, kit: Path, log_dir: Path) -> None:
+        self.kit = kit
+        self.log_dir = log_dir
+        self.http = httpx.Client(base_url=BASE_URL, timeout=60.0)
+        self.durations: dict[str, float] = {}
+
+    def close(self) -> None:
+        self.http.close()
+
+    def script(self, *args: str, timeout: float, **env: str) -> str:
+        # Output goes to a file, not a pipe: the servers run_letta.sh leaves behind
+        # must not hold our pipe open.
+        out = self.log_dir / f"run_letta-{'-'.join(args)}-{time.monotonic_ns()}.log"
+        with out.open("w") as handle:
+            proc = subprocess.run(
+                ["bash", str(self.kit / "run_letta.sh"), *args],
+                cwd=self.kit,
+                env=_clean_env(**env),
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
+            )
+        text = out.read_text(errors="replace")
+        if proc.returncode != 0:
+            pytest.fail(
+                f"run_letta.sh {' '.join(args)} exited {proc.returncode}:\n{text}\n"
+                f"{letta_log_tail()}",
+                pytrace=False,
+            )
+        return text
+
+    def healthy(self) -> bool:
+        try:
+            return self.http.get("/v1/health/", timeout=5.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def status(self) -> dict[str, bool]:
+        text = self.script("status", timeout=60)
+        running: dict[str, bool] = {}
+        for line in text.splitlines():
+            name, sep, rest = line.partition(":")
+            if sep:
+                running[name.strip()] = rest.strip().startswith("running")
+        return running
+
+    def steps_route_works(self) -> bool:
+        code = self.http.get("/v1/steps/", params={"limit": 1}).status_code
+        if code not in {200, 400}:
+            pytest.fail(f"GET /v1/steps/ answered {code}; expected 200 or 400", pytrace=False)
+        return code == 200
+
+    def restart(self, *, patched: bool) -> None:
+        """Restart letta with the GET /v1/steps/ fix applied or removed.
+
+        ``./run_letta.sh patch && ./run_letta.sh restart`` does NOT work: ``restart``
+        re-applies ``LETTA_PATCH_LIST_STEPS`` (default 0), which undoes the patch. The
+        knob on ``restart`` both edits the venv and restarts, so use that.
+        """
+        started = time.monotonic()
+        self.script(
+            "restart", timeout=RESTART_TIMEOUT, LETTA_PATCH_LIST_STEPS="1" if patched else "0"
+        )
+        if not self.healthy():
+            pytest.fail(f"letta is not healthy after restart\n{letta_log_tail()}", pytrace=False)
+        self.durations[f"restart(patched={patched})"] = time.monotonic() - started
+        if self.steps_route_works() != patched:
+            pytest.fail(
+                f"after restart (patched={patched}) GET /v1/steps/ still behaves the other way",
+                pytrace=False,
+            )
+
+    def ensure(self, *, patched: bool) -> None:
+        if self.steps_route_works() != patched:
+            self.restart(patched=patched)
+
+    def seed(self, *only: str) -> str:
+        started = time.monotonic()
+        args = [sys.executable, "seed_traffic.py", "--base-url", BASE_URL]
+        if only:
+            args += ["--only", *only]
+        try:
+            proc = subprocess.run(
+                args,
+                cwd=self.kit,
+                env=_clean_env(),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=SEED_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"seed_traffic.py timed out: {exc}\n{letta_log_tail()}", pytrace=False)
+        if proc.returncode != 0:
+            pytest.fail(
+                f"seed_traffic.py exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}\n"
+                f"{letta_log_tail()}",
+                pytrace=False,
+            )
+        self.durations[f"seed({' '.join(only) or 'all'})"] = time.monotonic() - started
+        return proc.stdout
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, timeout: float) -> Iterator[None]:
+    """Serialise live-test sessions on this machine (they restart the shared server)."""
+    with path.open("a") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another live-test session holds {path}", pytrace=False)
+                time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class Live:
+    kit: LiveKit
+    initially_patched: bool
+    started_here: bool
+    durations: dict[str, float] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    if not (KIT / "run_letta.sh").is_file() or not (KIT / "seed_traffic.py").is_file():
+        message = (
+            f"Letta live kit not found at {KIT} (expected run_letta.sh and seed_traffic.py; "
+            "the repo must have shared/letta-live beside it)"
+        )
+        if _in_ci():
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+
+    kit = LiveKit(KIT, tmp_path_factory.mktemp("letta-live-logs"))
+    with exclusive_lock(LOCK_PATH, LOCK_TIMEOUT):
+        started_here = False
+        before: dict[str, bool] = {}
+        if kit.healthy():
+            print(f"reusing the Letta server already running at {BASE_URL}")
+        else:
+            before = kit.status()
+            began = time.monotonic()
+            kit.script("start", timeout=START_TIMEOUT, LETTA_PATCH_LIST_STEPS="0")
+            kit.durations["start"] = time.monotonic() - began
+            started_here = True
+            if not kit.healthy():
+                pytest.fail(f"letta did not come up\n{letta_log_tail()}", pytrace=False)
+        live = Live(kit, kit.steps_route_works(), started_here, kit.durations)
+        try:
+            kit.ensure(patched=False)
+            kit.seed()
+            yield live
+        finally:
+            try:
+                if live.started_here:
+                    if any(before.values()):
+                        # Parts were running before (not by us): only bring letta back to
+                        # stock rather than stopping somebody else's postgres/fake LLM.
+                        kit.ensure(patched=False)
+                    else:
+                        kit.script("stop", timeout=STOP_TIMEOUT)
+                else:
+                    kit.ensure(patched=live.initially_patched)
+            finally:
+                print("live kit durations:", {k: round(v, 1) for k, v in kit.durations.items()})
+                kit.close()
+
+
+# --------------------------------------------------------------------------- the truth
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Terminal steps of the runs created inside the lookback, read from the live API."""
+
+    runs: dict[str, dict[str, Any]]
+    steps: dict[str, dict[str, Any]]  # terminal steps only
+
+    @property
+    def step_ids(self) -> set[str]:
+        return set(self.steps)
+
+    @property
+    def terminal_run_ids(self) -> set[str]:
+        return {rid for rid, run in self.runs.items() if run["status"] in RUN_TERMINAL}
+
+
+def list_runs(http: httpx.Client) -> list[dict[str, Any]]:
+    response = http.get("/v1/runs/", params={"order": "desc", "limit": 1000})
+    response.raise_for_status()
+    runs: list[dict[str, Any]] = response.json()
+    return runs
+
+
+def choose_lookback(http: httpx.Client) -> timedelta:
+    """2h, unless a run was created within BOUNDARY_MARGIN of that boundary: then more."""
+    now = datetime.now(UTC)
+    ages = [now - created for r in list_runs(http) if (created := _parse_ts(r.get("created_at")))]
+    lookback = DEFAULT_LOOKBACK
+    while near := [a for a in ages if abs(a - lookback) < BOUNDARY_MARGIN]:
+        lookback = max(near) + BOUNDARY_MARGIN + timedelta(seconds=1)
+    return timedelta(seconds=int(lookback.total_seconds()) + 1)
+
+
+def snapshot(http: httpx.Client, lookback: timedelta) -> Snapshot:
+    runs = list_runs(http)
+    cutoff = datetime.now(UTC) - lookback
+    window = {
+        r["id"]: r
+        for r in runs
+        if (created := _parse_ts(r.get("created_at"))) is None or created > cutoff
+    }
+    assert len(runs) < 1000 or len(window) < len(runs), (
+        "more than 1000 runs inside the lookback; wipe the kit DB (./run_letta.sh reset)"
+    )
+    steps: dict[str, dict[str, Any]] = {}
+    for run_id in window:
+        response = http.get(f"/v1/runs/{run_id}/steps", params={"limit": 1000})
+        response.raise_for_status()
+        for step in response.json():
+            if step["status"] in STEP_TERMINAL:
+                steps[step["id"]] = step
+    return Snapshot(window, steps)
+
+
+# --------------------------------------------------------------------------- the bridge
+
+
+@dataclass
+class BridgeRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    spans: list[ReceivedSpan]  # only the spans this run exported
+
+    def describe(self) -> str:
+        return f"exit {self.returncode}\n--- stderr ---\n{self.stderr[-6000:]}"
+
+
+def run_bridge(
+    receiver: OtlpReceiver,
+    state_path: Path,
+    *,
+    protocol: str,
+    lookback: timedelta,
+    discovery: str = "auto",
+) -> BridgeRun:
+    endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
+    env = _clean_env(
+        LETTA_BASE_URL=BASE_URL,
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+        OTEL_EXPORTER_OTLP_TIMEOUT="10000",
+        LETTA_OTEL_STATE_PATH=str(state_path),
+        LETTA_OTEL_INITIAL_LOOKBACK=f"{int(lookback.total_seconds())}s",
+        LETTA_OTEL_DISCOVERY=discovery,
+        LETTA_OTEL_LOG_LEVEL="INFO",
+    )
+    already = len(receiver.spans)
+    proc = subprocess.run(
+        [sys.executable, "-m", "letta_otel", "run", "--once"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=BRIDGE_TIMEOUT,
+        check=False,
+    )
+    return BridgeRun(proc.returncode, proc.stdout, proc.stderr, receiver.spans[already:])
+
+
+def _step_spans(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+    return [s for s in spans if s.name == "agent_step"]
+
+
+def _run_spans(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+    return [s for s in spans if s.name.startswith("invoke_agent")]
+
+
+def exported_step_ids(spans: list[ReceivedSpan]) -> Counter[str]:
+    return Counter(str(s.attributes["letta.step.id"]) for s in _step_spans(spans))
+
+
+def assert_span_contract(
+    http: httpx.Client, run: BridgeRun, before: Snapshot, after: Snapshot
+) -> set[str]:
+    """Everything promised about one ``--once`` export; returns the exported step ids.
+
+    ``before``/``after`` are the live API read just before/after the bridge ran: every
+    step terminal in ``before`` must be exported, nothing outside ``after``.
+    """
+    assert run.returncode == 0, run.describe()
+    exported = exported_step_ids(run.spans)
+    assert exported, f"nothing exported\n{run.describe()}"
+    dupes = {sid: n for sid, n in exported.items() if n > 1}
+    assert not dupes, f"steps exported more than once: {dupes}"
+    missing = before.step_ids - set(exported)
+    unexpected = set(exported) - after.step_ids
+    assert not missing, f"terminal steps not exported: {sorted(missing)}\n{run.describe()}"
+    assert not unexpected, f"exported steps outside the window/not terminal: {sorted(unexpected)}"
+
+    runs = _assert_run_spans(run.spans, set(exported), before, after)
+    step_spans = _assert_step_spans(http, run.spans, runs)
+    _assert_chat_spans(http, run.spans, step_spans, after)
+    _assert_tool_spans(run.spans)
+    return set(exported)
+
+
+def _assert_run_spans(
+    spans: list[ReceivedSpan], exported: set[str], before: Snapshot, after: Snapshot
+) -> dict[str, ReceivedSpan]:
+    runs = {str(s.attributes["letta.run.id"]): s for s in _run_spans(spans)}
+    assert len(runs) == len(_run_spans(spans)), "a run was exported twice"
+    stepped_runs = {after.steps[sid]["run_id"] for sid in exported}
+    for run_id in before.terminal_run_ids & stepped_runs:
+        assert run_id in runs, f"no invoke_agent span for terminal run {run_id}"
+    for run_id, span in runs.items():
+        live_run = after.runs.get(run_id)
+        assert live_run is not None, f"invoke_agent for a run outside the window: {run_id}"
+        assert live_run["status"] in RUN_TERMINAL
+        assert span.trace_id == run_uuid_hex(run_id)
+        assert span.parent_span_id is None
+        assert span.attributes["letta.run.status"] == live_run["status"]
+        assert span.status_code == ("ERROR" if live_run["status"] == "failed" else "UNSET")
+    return runs
+
+
+def _assert_step_spans(
+    http: httpx.Client, spans: list[ReceivedSpan], runs: dict[str, ReceivedSpan]
+) -> dict[str, ReceivedSpan]:
+    by_step: dict[str, ReceivedSpan] = {}
+    for span in _step_spans(spans):
+        step_id = str(span.attributes["letta.step.id"])
+        response = http.get(f"/v1/steps/{step_id}")
+        response.raise_for_status()
+        step = response.json()
+        by_step[step_id] = span
+        run_id = step["run_id"]
+        assert span.attributes["letta.run.id"] == run_id
+        assert span.trace_id == run_uuid_hex(run_id), step_id
+        if run_id in runs:
+            assert span.parent_span_id == runs[run_id].span_id, f"{step_id} not under its run"
+        for key, live_field in [
+            ("letta.step.status", "status"),
+            ("letta.step.stop_reason", "stop_reason"),
+            ("letta.agent.id", "agent_id"),
+            ("letta.model_handle", "model_handle"),
+            ("letta.trace_id", "trace_id"),
+        ]:
+            assert span.attributes.get(key) == step[live_field], (step_id, key)
+        if step["status"] == "failed":
+            assert span.status_code == "ERROR", step_id
+            assert span.attributes["error.type"] == step["error_type"], step_id
+        else:
+            assert span.status_code != "ERROR", step_id
+            assert "error.type" not in span.attributes, step_id
+    return by_step
+
+
+def _assert_chat_spans(
+    http: httpx.Client,
+    spans: list[ReceivedSpan],
+    step_spans: dict[str, ReceivedSpan],
+    after: Snapshot,
+) -> None:
+    chats: dict[str, list[ReceivedSpan]] = {}
+    for chat in (s for s in spans if s.name.startswith("chat ")):
+        step_id = str(chat.attributes["letta.step.id"])
+        chats.setdefault(step_id, []).append(chat)
+        assert chat.parent_span_id == step_spans[step_id].span_id, step_id
+        assert chat.kind == "CLIENT"
+        step = after.steps[step_id]
+        assert chat.attributes.get("gen_ai.usage.input_tokens") == step["prompt_tokens"], step_id
+        assert chat.attributes.get("gen_ai.usage.output_tokens") == step["completion_tokens"]
+        assert chat.attributes["gen_ai.request.model"] == step["model"]
+        assert chat.attributes["gen_ai.provider.name"] == step["provider_name"]
+    # One chat span per LLM call that left a provider trace (a failed stream leaves none).
+    for step_id in step_spans:
+        trace = http.get(f"/v1/steps/{step_id}/trace")
+        trace.raise_for_status()
+        expected = 0 if trace.json() is None else 1
+        assert len(chats.get(step_id, [])) == expected, (step_id, "chat spans")
+
+
+def _assert_tool_spans(spans: list[ReceivedSpan]) -> None:
+    by_id = {s.span_id: s for s in spans}
+    tools = [s for s in spans if s.name.startswith("execute_tool ")]
+    assert tools, "no execute_tool spans at all (the seed calls tools)"
+    for tool in tools:
+        parent = by_id.get(tool.parent_span_id or "")
+        assert parent is not None, tool.name
+        assert parent.name == "agent_step", tool.name
+        assert tool.trace_id == parent.trace_id
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+@dump_letta_log_on_failure
+def test_stock_server_exports_through_runs_fallback(
+    live: Live, tmp_path: Path, protocol: str
+) -> None:
+    http = live.kit.http
+    assert not live.kit.steps_route_works(), "expected the stock server (GET /v1/steps/ = 400)"
+    lookback = choose_lookback(http)
+    with OtlpReceiver() as receiver:
+        before = snapshot(http, lookback)
+        run = run_bridge(receiver, tmp_path / "state.db", protocol=protocol, lookback=lookback)
+        after = snapshot(http, lookback)
+        exported = assert_span_contract(http, run, before, after)
+        assert {r.protocol for r in receiver.requests} == {protocol.split("/", maxsplit=1)[0]}
+    assert "discovering steps through /v1/runs/" in run.stderr, run.describe()
+    assert "HTTP 400" in run.stderr  # the probe found the broken route
+    failed = [sid for sid in exported if after.steps[sid]["status"] == "failed"]
+    assert len(failed) >= 3, "the seed's failures (500, malformed, stream) must be there"
+
+
+@pytest.mark.live
+@dump_letta_log_on_failure
+def test_stock_restart_exports_nothing_twice_then_only_new_steps(
+    live: Live, tmp_path: Path
+) -> None:
+    http = live.kit.http
+    state = tmp_path / "state.db"
+    lookback = choose_lookback(http)
+    with OtlpReceiver() as receiver:
+        before = snapshot(http, lookback)
+        first = run_bridge(receiver, state, protocol="grpc", lookback=lookback)
+        after = snapshot(http, lookback)
+        first_ids = assert_span_contract(http, first, before, after)
+
+        # Same state file, nothing happened on the server: nothing is sent again.
+        again = run_bridge(receiver, state, protocol="grpc", lookback=lookback)
+        quiet_after = snapshot(http, lookback)
+        assert again.returncode == 0, again.describe()
+        new_ids = set(exported_step_ids(again.spans))
+        assert not new_ids & first_ids, f"re-exported after restart: {new_ids & first_ids}"
+        assert new_ids <= quiet_after.step_ids - before.step_ids
+        if quiet_after.step_ids == before.step_ids:
+            assert again.spans == [], [s.name for s in again.spans]
+
+        # New traffic: exactly the new terminal steps arrive, once.
+        live.kit.seed(*NEW_TRAFFIC)
+        seeded_before = snapshot(http, lookback)
+        third = run_bridge(receiver, state, protocol="grpc", lookback=lookback)
+        seeded_after = snapshot(http, lookback)
+        assert third.returncode == 0, third.describe()
+        third_ids = set(exported_step_ids(third.spans))
+        known = first_ids | new_ids
+        assert not third_ids & known, f"re-exported: {sorted(third_ids & known)}"
+        assert seeded_before.step_ids - known <= third_ids <= seeded_after.step_ids - known
+        assert len(third_ids) >= NEW_TRAFFIC_MIN_STEPS
+        # The new export honours the same contract (same window, minus what was sent).
+        assert_span_contract(
+            http,
+            third,
+            Snapshot(
+                seeded_before.runs, {k: v for k, v in seeded_before.steps.items() if k not in known}
+            ),
+            seeded_after,
+        )
+        totals = exported_step_ids(receiver.spans)
+        assert max(totals.values()) == 1
+
+
+@pytest.mark.live
+@dump_letta_log_on_failure
+def test_patched_server_exports_through_steps_cursor(live: Live, tmp_path: Path) -> None:
+    http = live.kit.http
+    try:
+        live.kit.ensure(patched=True)
+        lookback = choose_lookback(http)
+        with OtlpReceiver() as receiver:
+            before = snapshot(http, lookback)
+            run = run_bridge(
+                receiver,
+                tmp_path / "state.db",
+                protocol="http/protobuf",
+                lookback=lookback,
+                discovery="steps",
+            )
+            after = snapshot(http, lookback)
+            assert_span_contract(http, run, before, after)
+        assert "discovering steps through /v1/steps/" in run.stderr, run.describe()
+        assert "/v1/runs/" not in run.stderr
+    finally:
+        # Other people use this server: always put back the stock behaviour.
+        live.kit.ensure(patched=False)
