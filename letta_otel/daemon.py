@@ -107,6 +107,38 @@ async def _build_bridge(
     )
 
 
+OTLP_CONNECT_ATTEMPTS = 5
+
+
+async def check_otlp_reachable(settings: Settings, attempts: int = OTLP_CONNECT_ATTEMPTS) -> None:
+    """Fail start-up clearly when nothing listens at the OTLP endpoint.
+
+    Only a TCP connect: whether the backend accepts our data shows on the first
+    export. Retried for a few seconds, since a collector may start beside us.
+    """
+    address = endpoint_address(settings.otlp_traces_endpoint)
+    if address is None or address[1] is None:
+        return
+    host, port = address
+    error = "unknown error"
+    for attempt in range(attempts):
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=5)
+        except (OSError, TimeoutError) as exc:
+            error = exc.strerror or type(exc).__name__ if isinstance(exc, OSError) else "timed out"
+            await asyncio.sleep(min(0.5 * 2**attempt, 4.0))
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+    raise StartupError(
+        f"cannot reach the OTLP endpoint {settings.otlp_traces_endpoint} ({error}); check "
+        "OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and that the "
+        "collector or backend is running"
+    )
+
+
 def open_state(settings: Settings) -> StateStore:
     try:
         return StateStore(settings.state_path)
@@ -167,6 +199,7 @@ class Daemon:
         self._install_signals()
         cycles, ok, failures = 0, True, 0
         try:
+            await check_otlp_reachable(settings)
             bridge = await _build_bridge(settings, client, state, sink, once)
             while not self._stop.is_set():
                 started = time.monotonic()

@@ -125,6 +125,14 @@ def test_unreachable_letta_at_start_names_the_setting(
     assert "Traceback" not in err
 
 
+def test_unreachable_otlp_endpoint_at_start_names_the_setting(bridge_env: BridgeEnv) -> None:
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    code, err = finish(spawn(bridge_env.env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint), "run"), 60)
+    assert code == 2
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in err and endpoint in err
+    assert "Traceback" not in err
+
+
 def test_rejected_credentials_at_start(bridge_env: BridgeEnv, letta: FakeLettaServer) -> None:
     letta.api_key = "the-right-key"
     code, err = finish(spawn(bridge_env.env(LETTA_API_KEY="the-wrong-key"), "run", "--once"))
