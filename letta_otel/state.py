@@ -197,14 +197,6 @@ class StateStore:
 
     # --- runs ---------------------------------------------------------------------
 
-    def record_runs(self, run_ids: Iterable[str], *, now_ns: int) -> None:
-        with self.transaction() as db:
-            db.executemany(
-                "INSERT INTO runs (run_id, state, first_seen_ns, updated_ns) "
-                "VALUES (?, 'open', ?, ?) ON CONFLICT(run_id) DO NOTHING",
-                [(rid, now_ns, now_ns) for rid in run_ids],
-            )
-
     def open_runs(self) -> list[OpenRun]:
         rows = self._db.execute(
             "SELECT run_id, first_seen_ns FROM runs WHERE state = 'open' "

@@ -87,63 +87,47 @@ class StepsDiscovery:
     name: str = "steps"
 
     async def discover(self, state: StateView, now: datetime) -> Discovered:
-        found = await self._follow_cursor(state, now)
-        if state.get_meta(META_STEPS_CURSOR) is not None and _reread_due(state, now):
-            await self._reread(now, found)
+        found = Discovered()
+        cursor = state.get_meta(META_STEPS_CURSOR)
+        try:
+            last = await self._read(found, after=cursor, start=now - self.initial_lookback)
+        except LettaNotFound:
+            if cursor is None:
+                raise
+            start = _cursor_fallback(state, now)
+            log.warning(
+                "steps cursor %s no longer exists on the server; re-reading from %s",
+                cursor,
+                start.isoformat(),
+            )
+            last = await self._read(found, after=None, start=start)
+        if last is not None:
+            found.meta[META_STEPS_CURSOR] = last
+            found.meta[META_STEPS_CURSOR_SEEN] = now.isoformat()
+        if cursor is not None and _reread_due(state, now):
+            # The caller drops what it already knows; late commits remain.
+            await self._read(found, after=None, start=now - self.reread_window)
+            found.meta[META_LAST_REREAD] = now.isoformat()
         return found
 
-    async def _reread(self, now: datetime, found: Discovered) -> None:
-        """List the recent window again; the caller drops what it already knows."""
-        start: datetime | None = now - self.reread_window
-        after: str | None = None
-        while self.max_pages is None or found.pages < self.max_pages * 2:
+    async def _read(self, found: Discovered, *, after: str | None, start: datetime) -> str | None:
+        """Page forward from ``after`` (or from ``start``); the id of the last step read."""
+        budget = None if self.max_pages is None else found.pages + self.max_pages
+        last = None
+        while budget is None or found.pages < budget:
             steps, ids = await self.client.list_steps(
                 after=after,
-                start_date=start if after is None else None,
+                start_date=None if after else start,
                 limit=STEPS_PAGE,
                 extra=self.extra_params,
             )
             found.pages += 1
             found.steps.extend(steps)
-            if len(ids) < STEPS_PAGE:
-                break
-            after = ids[-1]
-        found.meta[META_LAST_REREAD] = now.isoformat()
-
-    async def _follow_cursor(self, state: StateView, now: datetime) -> Discovered:
-        found = Discovered()
-        cursor = state.get_meta(META_STEPS_CURSOR)
-        start: datetime | None = None
-        if cursor is None:
-            start = now - self.initial_lookback
-        while self.max_pages is None or found.pages < self.max_pages:
-            try:
-                steps, ids = await self.client.list_steps(
-                    after=cursor,
-                    start_date=None if cursor else start,
-                    limit=STEPS_PAGE,
-                    extra=self.extra_params,
-                )
-            except LettaNotFound:
-                if cursor is None:
-                    raise
-                start = _cursor_fallback(state, now)
-                log.warning(
-                    "steps cursor %s no longer exists on the server; re-reading from %s",
-                    cursor,
-                    start.isoformat(),
-                )
-                cursor = None
-                continue
-            found.pages += 1
-            found.steps.extend(steps)
             if ids:
-                cursor = ids[-1]
-                found.meta[META_STEPS_CURSOR] = cursor
-                found.meta[META_STEPS_CURSOR_SEEN] = now.isoformat()
+                last = after = ids[-1]
             if len(ids) < STEPS_PAGE:
                 break
-        return found
+        return last
 
 
 def _cursor_fallback(state: StateView, now: datetime) -> datetime:

@@ -8,7 +8,7 @@ zone (Letta 0.16.8 serves ``run.completed_at`` zone-less; it is UTC).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -186,6 +186,3 @@ class Agent(_LettaModel):
     agent_type: str | None = None
     tags: StrList = Field(default_factory=list)
     project_id: str | None = None
-
-
-StepStatus = Literal["pending", "success", "failed", "cancelled"]
