@@ -65,7 +65,7 @@ RESTART_TIMEOUT = 240
 STOP_TIMEOUT = 120
 SEED_TIMEOUT = 300
 BRIDGE_TIMEOUT = 180
-LOCK_TIMEOUT = 900
+LOCK_TIMEOUT = 300
 
 _ISOLATE_PREFIXES = ("LETTA_", "OTEL_", "HONEYCOMB_")
 # The kit's own knobs (see the header of run_letta.sh) pass through to it.
@@ -566,7 +566,6 @@ def test_stock_server_exports_through_runs_fallback(
         exported = assert_span_contract(http, run, before, after)
         assert {r.protocol for r in receiver.requests} == {protocol.split("/", maxsplit=1)[0]}
     assert "discovering steps through /v1/runs/" in run.stderr, run.describe()
-    assert "HTTP 400" in run.stderr  # the probe found the broken route
     failed = [sid for sid in exported if after.steps[sid]["status"] == "failed"]
     assert len(failed) >= 3, "the seed's failures (500, malformed, stream) must be there"
 
