@@ -10,11 +10,10 @@ Every input starts from an object in ``tests/fixtures/letta-samples`` and is mut
 4. ``LettaClient._parse_list`` keeps the valid items, every raw id, and reports the rest;
 5. the ``provider`` readers are total on arbitrary JSON and return their documented types.
 
-Known production bugs found by these properties are listed in ``KNOWN_BUGS``. Each has
-a strict xfail test at the bottom with a minimal input; the general properties tolerate
-exactly that bug's symptom (and nothing else) so they keep checking everything else.
-When a bug is fixed, its xfail test starts failing (XPASS): delete the test's marker and
-the entry in ``KNOWN_BUGS``.
+Bugs these properties found keep a regression test with their minimal input at the
+bottom. While a new bug is open, list it in ``KNOWN_BUGS`` and mark its test strict
+xfail: the general properties then tolerate exactly that symptom and keep checking the
+rest; when it is fixed the xfail turns XPASS, and both are removed.
 """
 
 from __future__ import annotations
@@ -96,7 +95,7 @@ BUG_SURROGATE = (
 )
 # Symptoms the general properties tolerate. BUG_SURROGATE is not listed: the generators
 # are surrogate-free by design, so only its xfail test shows it.
-KNOWN_BUGS = frozenset({BUG_INT64, BUG_TIME_RANGE, BUG_LATENCY, BUG_FLOAT_OVERFLOW, BUG_RECURSION})
+KNOWN_BUGS: frozenset[str] = frozenset()  # all found bugs are fixed; keep it empty
 
 
 def _known_crash(exc: BaseException) -> str | None:
@@ -643,7 +642,7 @@ def test_provider_request_params_are_total(request: Any, config: Any) -> None:
     assert params.stream is None or isinstance(params.stream, bool)
 
 
-# --- known bugs: minimal failing inputs (strict xfail) ---------------------------------------
+# --- regression tests: minimal inputs of the bugs these properties found ---
 
 _SAMPLE_TRACE = TRACE_SAMPLES[0]
 _STEP_ID = "step-7703d0ed-f6b9-4fc8-add2-e7497cd9b052"
@@ -671,7 +670,6 @@ def _assert_step_maps_cleanly(record: StepRecord) -> None:
     assert_encodes(spans)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=BUG_INT64)
 @pytest.mark.parametrize(
     "record",
     [
@@ -692,14 +690,12 @@ def test_bug_int_attributes_exceed_int64(record: StepRecord) -> None:
     _assert_step_maps_cleanly(record)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=BUG_INT64)
 def test_bug_run_ttft_exceeds_int64() -> None:
     record = RunRecord(Run.model_validate({"id": _RUN_ID, "ttft_ns": 2**63}))
     span = map_run(record, CTX, 1)
     check_run_span(record, 1, span, strict=True).assert_clean()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=BUG_TIME_RANGE)
 @pytest.mark.parametrize(
     "record",
     [
@@ -718,7 +714,6 @@ def test_bug_step_timestamps_outside_otlp_range(record: StepRecord) -> None:
     _assert_step_maps_cleanly(record)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=BUG_TIME_RANGE)
 @pytest.mark.parametrize(
     "run",
     [
@@ -734,7 +729,6 @@ def test_bug_run_timestamps_outside_otlp_range(run: dict[str, Any]) -> None:
     assert_encodes([span])
 
 
-@pytest.mark.xfail(strict=True, raises=(OverflowError, ValueError), reason=BUG_LATENCY)
 @pytest.mark.parametrize("latency", ["1e400", "NaN", "-Infinity"])
 def test_bug_non_finite_latency_crashes_map_step(latency: str) -> None:
     # Python's json (what httpx uses) turns 1e400 into inf and accepts NaN/Infinity.
@@ -742,26 +736,22 @@ def test_bug_non_finite_latency_crashes_map_step(latency: str) -> None:
     _assert_step_maps_cleanly(_step_record(trace=trace))
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason=BUG_FLOAT_OVERFLOW)
 @pytest.mark.parametrize("key", ["temperature", "top_p", "frequency_penalty"])
 def test_bug_huge_int_sampling_param_crashes_map_step(key: str) -> None:
     request = json.loads(f'{{"model": "fake-model", "{key}": 1{"0" * 400}}}')
     _assert_step_maps_cleanly(_step_record(trace={**_SAMPLE_TRACE, "request_json": request}))
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason=BUG_FLOAT_OVERFLOW)
 def test_bug_huge_int_in_llm_config_crashes_request_params() -> None:
     provider.request_params({}, {"temperature": 10**400})
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason=BUG_RECURSION)
 def test_bug_deeply_nested_stream_tool_call_crashes_map_step() -> None:
     response = {"type": "message", "content": {"tool_call": "[" * 5000}}
     assert provider.tool_calls(response) == ()
     _assert_step_maps_cleanly(_step_record(trace={**_SAMPLE_TRACE, "response_json": response}))
 
 
-@pytest.mark.xfail(strict=True, raises=(UnicodeEncodeError, AssertionError), reason=BUG_SURROGATE)
 @pytest.mark.parametrize(
     "step_json",
     [

@@ -11,6 +11,7 @@ shapes are normal, never an error.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,11 @@ def _str(value: Any) -> str | None:
 def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer beyond float range
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _int(value: Any) -> int | None:
@@ -135,7 +140,7 @@ def _add(found: list[ProviderToolCall], call_id: Any, name: Any) -> None:
 def _loads(text: str) -> dict[str, Any]:
     try:
         return _dict(json.loads(text))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
         return {}
 
 

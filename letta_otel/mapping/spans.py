@@ -56,7 +56,7 @@ def _put(attrs: Attrs, key: str, value: AttributeValue | None) -> None:
 
 
 def _truncate(text: str, limit: int, *, keep_tail: bool = False) -> str:
-    data = text.encode()
+    data = _clean_text(text).encode()
     if len(data) <= limit:
         return text
     marker = f"…[{len(data) - limit} bytes truncated]…"
@@ -87,6 +87,43 @@ def _put_server(attrs: Attrs, address: tuple[str, int | None] | None) -> None:
         _put(attrs, sc.SERVER_PORT, address[1])
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# OTLP times are unsigned 64-bit ns; stay within signed range for every backend.
+MAX_TIME_NS = INT64_MAX
+
+
+def _clean_text(text: str) -> str:
+    """Lone surrogates (valid in JSON, not in UTF-8) would make the encoder drop data."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _clean_value(value: AttributeValue) -> AttributeValue | None:
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        # The OTLP encoder silently drops ints outside int64.
+        return value if INT64_MIN <= value <= INT64_MAX else None
+    if isinstance(value, tuple | list):
+        items = [_clean_value(v) for v in value]
+        return tuple(i for i in items if i is not None)
+    return value
+
+
+def _clean_attrs(attrs: Mapping[str, AttributeValue] | None) -> Attrs:
+    cleaned: Attrs = {}
+    for key, value in (attrs or {}).items():
+        clean = _clean_value(value)
+        if clean is not None:
+            cleaned[_clean_text(key)] = clean
+    return cleaned
+
+
+def _clamp_time(ns: int) -> int:
+    return min(max(ns, 0), MAX_TIME_NS)
+
+
 def _make_span(
     ctx: MappingContext,
     *,
@@ -101,17 +138,22 @@ def _make_span(
     events: Iterable[Event] = (),
 ) -> ReadableSpan:
     parent = SpanContext(trace_id, parent_id, False, _SAMPLED) if parent_id else None
+    start = _clamp_time(window.start_ns)
+    if status.description:
+        status = Status(status.status_code, _clean_text(status.description))
     return ReadableSpan(
-        name=name,
+        name=_clean_text(name),
         context=SpanContext(trace_id, span_id, False, _SAMPLED),
         parent=parent,
         resource=ctx.resource,
-        attributes=attributes,
-        events=tuple(events),
+        attributes=_clean_attrs(attributes),
+        events=tuple(
+            Event(e.name, _clean_attrs(e.attributes), _clamp_time(e.timestamp)) for e in events
+        ),
         kind=kind,
         status=status,
-        start_time=window.start_ns,
-        end_time=max(window.end_ns, window.start_ns),
+        start_time=start,
+        end_time=max(_clamp_time(window.end_ns), start),
         instrumentation_scope=ctx.scope,
     )
 

@@ -24,8 +24,9 @@ step window is widened to contain its LLM and tool windows, so trees nest.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from letta_otel.mapping.records import RunRecord, StepRecord
 
@@ -51,22 +52,30 @@ class StepTiming:
     source: str
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_ns(moment: datetime) -> int:
     # Integer arithmetic: float timestamps lose sub-microsecond precision.
-    seconds = int(moment.timestamp())
-    return seconds * 1_000_000_000 + moment.microsecond * 1_000
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1_000
+
+
+def _start(value: int | None) -> int | None:
+    """An epoch-ns start time, when it is one (zero or negative means unset)."""
+    return value if value is not None and value > 0 else None
 
 
 def _llm_window(record: StepRecord) -> Window | None:
     metrics, trace = record.metrics, record.trace
     llm_ns = metrics.llm_request_ns if metrics else None
-    if metrics and metrics.llm_request_start_ns:
-        return Window.of(metrics.llm_request_start_ns, llm_ns).ordered()
+    llm_start = _start(metrics.llm_request_start_ns) if metrics else None
+    if llm_start is not None:
+        return Window.of(llm_start, llm_ns).ordered()
     if trace and trace.created_at:
         end = to_ns(trace.created_at)
         duration = llm_ns
-        if duration is None and trace.latency_ms is not None:
-            duration = int(trace.latency_ms * 1_000_000)
+        if duration is None and trace.latency_ms is not None and math.isfinite(trace.latency_ms):
+            duration = int(min(trace.latency_ms, 1e12) * 1_000_000)
         if duration is None and metrics and metrics.step_ns is not None:
             duration = metrics.step_ns - (metrics.tool_execution_ns or 0)
         return Window(end - max(duration or 0, 0), end)
@@ -79,8 +88,9 @@ def step_timing(record: StepRecord, tool_calls: int) -> StepTiming:
     llm = _llm_window(record)
     run_start = record.run.created_at if record.run else None
 
-    if metrics and metrics.step_start_ns:
-        step, source = Window.of(metrics.step_start_ns, step_ns), "metrics"
+    step_start = _start(metrics.step_start_ns) if metrics else None
+    if step_start is not None:
+        step, source = Window.of(step_start, step_ns), "metrics"
     elif llm is not None:
         step, source = Window.of(llm.start_ns, step_ns), "provider_trace"
     elif run_start is not None:
