@@ -207,6 +207,12 @@ class StateStore:
     def open_run_ids(self) -> list[str]:
         return [r.run_id for r in self.open_runs()]
 
+    def runs_exported_since(self, since_ns: int) -> set[str]:
+        rows = self._db.execute(
+            "SELECT run_id FROM runs WHERE state = 'exported' AND updated_ns >= ?", (since_ns,)
+        )
+        return {str(row[0]) for row in rows}
+
     def run_state(self, run_id: str) -> str | None:
         row = self._db.execute("SELECT state FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else str(row[0])

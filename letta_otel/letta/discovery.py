@@ -34,6 +34,10 @@ RUNS_RELIST_OVERLAP = timedelta(minutes=2)
 # Steps listing: once per REREAD_EVERY the last ``reread_window`` is listed again, for
 # steps that became visible after newer ones were read (late commits).
 REREAD_EVERY = timedelta(seconds=60)
+# Runs fallback: the re-read also lists the steps of runs exported this recently, for
+# a step that commits after its run finished. Older runs are not asked again, which
+# keeps the cost to a few requests per exported run.
+LATE_STEP_HORIZON = timedelta(minutes=5)
 DEFAULT_REREAD_WINDOW = timedelta(minutes=15)
 # When the steps cursor vanished (its step was deleted), restart this far before it.
 CURSOR_LOSS_OVERLAP = timedelta(minutes=10)
@@ -42,6 +46,10 @@ META_STEPS_CURSOR = "steps.cursor"
 META_STEPS_CURSOR_SEEN = "steps.cursor_seen_at"
 META_RUNS_WATERMARK = "runs.watermark"
 META_LAST_REREAD = "reread.last"
+
+
+def _ns(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1_000
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -69,6 +77,7 @@ class StateView(Protocol):
     def get_meta(self, key: str) -> str | None: ...
     def run_state(self, run_id: str) -> str | None: ...
     def open_run_ids(self) -> list[str]: ...
+    def runs_exported_since(self, since_ns: int) -> set[str]: ...
 
 
 class Discovery(Protocol):
@@ -167,7 +176,12 @@ class RunsDiscovery:
         elif stored is None:
             found.meta[META_RUNS_WATERMARK] = floor.isoformat()
 
-        to_read = [r for r in listed.values() if state.run_state(r.id) != "exported"]
+        recent = (
+            state.runs_exported_since(_ns(now - LATE_STEP_HORIZON)) if reread else set[str]()
+        )
+        to_read = [
+            r for r in listed.values() if r.id in recent or state.run_state(r.id) != "exported"
+        ]
         open_ids = [rid for rid in state.open_run_ids() if rid not in listed]
         found.runs.update({r.id: r for r in to_read})
         for run_id in [r.id for r in to_read] + open_ids:
