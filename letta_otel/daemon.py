@@ -160,11 +160,11 @@ def summarize(report: CycleReport, seconds: float) -> str:
     )
 
 
-MAX_RETRY_DELAY = 300.0
+MAX_RETRY_DELAY = 60.0
 
 
 def retry_delay(poll_interval: float, failures: int) -> float:
-    """Poll interval while healthy; doubling (with jitter, up to 5 min) while failing.
+    """Poll interval while healthy; doubling (with jitter, up to 1 min) while failing.
 
     A backend outage or a Letta incident then costs a few requests a minute instead
     of one every poll interval, and recovery is noticed within the current delay.

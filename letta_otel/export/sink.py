@@ -67,6 +67,14 @@ class ExporterSink:
         self.exporter.shutdown()
 
 
+# The SDK's gRPC exporter retries inside one deadline, so its last attempt may get only
+# milliseconds: a backend that takes it but answers late reads as a failure and the
+# batch is sent again. The daemon retries whole cycles with backoff instead, so each
+# attempt gets the full timeout. (An empty list means "the defaults" to the SDK, hence
+# a code that never comes back as an error.)
+_NO_SDK_RETRIES = (grpc.StatusCode.OK,)
+
+
 def _grpc_compression(name: str) -> grpc.Compression:
     return {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}.get(
         name, grpc.Compression.NoCompression
@@ -107,6 +115,7 @@ def build_exporter(settings: Settings) -> SpanExporter:
             headers=headers,
             timeout=settings.otlp_timeout,
             compression=_grpc_compression(settings.otlp_compression),
+            retryable_error_codes=_NO_SDK_RETRIES,
         )
     return HttpSpanExporter(
         endpoint=settings.otlp_traces_endpoint,

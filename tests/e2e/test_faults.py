@@ -541,16 +541,15 @@ def test_otlp_backend_rejecting_everything_loses_and_doubles_nothing(
     assert exported_in_state(bridge_env.state_path) == set(exported_steps(receiver))
 
 
-_TIMED_OUT_BUT_ACCEPTED = (
-    "an export the backend accepted but confirmed after OTEL_EXPORTER_OTLP_TIMEOUT counts as "
-    "failed (SDK: SpanExportResult.FAILURE), so Bridge._export commits nothing and the next "
-    "cycle sends the same batch again: doubled, with identical ids"
-)
+# OTLP cannot tell whether a request that timed out was taken. A backend that accepts a
+# batch but confirms it only after OTEL_EXPORTER_OTLP_TIMEOUT therefore gets that batch
+# again, once, with identical ids (the documented at-least-once edge; README "Delivery").
+# What must hold: nothing is lost, and the repeats are exactly the batches whose answer
+# came late, never anything else.
 
 
-@pytest.mark.xfail(strict=True, reason=_TIMED_OUT_BUT_ACCEPTED)
 @pytest.mark.parametrize("steps_route", ["ok"], ids=["steps-route"])
-def test_batch_accepted_after_the_timeout_is_not_sent_twice(
+def test_batch_confirmed_after_the_timeout_is_resent_once_with_the_same_ids(
     bridge_env: BridgeEnv, receiver: OtlpReceiver, letta: FakeLettaServer, tmp_path: Path
 ) -> None:
     data = letta.data
@@ -559,20 +558,25 @@ def test_batch_accepted_after_the_timeout_is_not_sent_twice(
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": proxy.endpoint}
         with running_daemon(bridge_env, tmp_path / "daemon.log", **env) as daemon:
             _after_next_failed_cycle(daemon)
-            accepted_while_slow = len(receiver.spans)
+            late = {s.span_id for s in receiver.spans}
             proxy.delay = 0  # the backend answers in time again
             wait_until(lambda: delivered(receiver, data), 20, "everything", daemon)
             wait_cycles(letta, 3, daemon)
             assert daemon.stop() == 0, daemon.tail()
 
-    print(f"slow answers: {accepted_while_slow} spans accepted while the answers were late")
-    assert accepted_while_slow > 0  # the backend did take the batch the daemon gave up on
+    print(f"slow answers: {len(late)} spans accepted while the answers were late")
+    assert late  # the backend did take the batch the daemon gave up on
     result = measure(f"accepted-after-timeout[{_path(letta)},http]", receiver, data)
     by_id: dict[str, set[tuple[str, str | None]]] = {}
+    counts: dict[str, int] = {}
     for span in receiver.spans:
         by_id.setdefault(span.span_id, set()).add((span.trace_id, span.parent_span_id))
+        counts[span.span_id] = counts.get(span.span_id, 0) + 1
     assert all(len(v) == 1 for v in by_id.values())  # any repeat carries identical ids
-    assert_exactly_once(result)
+    repeated = {span_id for span_id, n in counts.items() if n > 1}
+    assert repeated <= late  # only what was confirmed late came twice
+    assert max(counts.values()) <= 2  # and only once more
+    assert not result.missing and not result.runs_missing
 
 
 # ---------------------------------------------------------------------------------------
