@@ -121,7 +121,10 @@ class HealthServer:
                 f"({exc.strerror or exc}); pick another host:port, or set it to off"
             ) from None
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="letta-otel-health", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},  # how long stop() may wait
+            name="letta-otel-health",
+            daemon=True,
         )
         self._thread.start()
         shown_host, shown_port = self.address
