@@ -124,10 +124,15 @@ def test_metrics_push_can_be_turned_off(
 
 
 def test_metrics_transport_over_http_with_its_own_headers(
-    bridge_env: BridgeEnv, run_once: RunOnce, receiver: OtlpReceiver
+    bridge_env: BridgeEnv,
+    run_once: RunOnce,
+    receiver: OtlpReceiver,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     bridge_env.protocol = "http/protobuf"
     assert run_once(OTEL_EXPORTER_OTLP_METRICS_HEADERS="x-metrics-key=m-secret-77") == 0
+    out, err = capfd.readouterr()
+    assert "m-secret-77" not in out + err  # a secret, like the trace headers
     pushes = [r for r in receiver.requests if r.signal == "metrics"]
     assert pushes and all(r.path == "/v1/metrics" and r.protocol == "http" for r in pushes)
     assert all(r.headers["x-metrics-key"] == "m-secret-77" for r in pushes)
