@@ -177,7 +177,7 @@ def start_telemetry(
     try:
         return telemetry, HealthServer(settings.health_addr, telemetry).start()
     except HealthServerError as exc:
-        telemetry.shutdown()
+        telemetry.shutdown(flush=False)
         raise StartupError(str(exc)) from None
 
 
@@ -302,8 +302,8 @@ class Daemon:
                 health.stop()
             await client.aclose()
             sink.shutdown()
-            # After a failed start there is little to push: do not hold the exit for it.
-            telemetry.shutdown(timeout_millis=10_000 if cycles else 1_000)
+            # After a failed start there is nothing to push: do not hold the exit for it.
+            telemetry.shutdown(flush=cycles > 0)
             state.close()
         return RunResult(cycles, ok)
 

@@ -128,6 +128,7 @@ class Telemetry:
             started=now, window=poll_interval * ready_intervals, last_export=now
         )
         self.feedback: FeedbackTracker | None = None
+        self.exporters: list[CountingMetricExporter] = []
         self._provider = MeterProvider(resource=resource, metric_readers=list(readers))
         meter = self._provider.get_meter(METER_NAME, __version__, schema_url=sc.SCHEMA_URL)
 
@@ -307,8 +308,14 @@ class Telemetry:
     def _ready(self) -> float:
         return 1.0 if self.readiness().ready else 0.0
 
-    def shutdown(self, timeout_millis: float = 10_000) -> None:
-        """Flush the last OTLP push (a --once run's only one) and stop the readers."""
+    def shutdown(self, timeout_millis: float = 10_000, *, flush: bool = True) -> None:
+        """Flush the last OTLP push (a --once run's only one) and stop the readers.
+
+        ``flush=False`` (start-up failed) drops it: its errors would only bury the real one.
+        """
+        if not flush:
+            for exporter in self.exporters:
+                exporter.discard = True
         try:
             self._provider.shutdown(timeout_millis=timeout_millis)
         except Exception:
@@ -336,10 +343,13 @@ class CountingMetricExporter(MetricExporter):
         )
         self._inner = inner
         self._on_result = on_result
+        self.discard = False  # set when the process ends before doing any work
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
+        if self.discard:
+            return MetricExportResult.SUCCESS
         try:
             result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
         except Exception:
@@ -424,12 +434,14 @@ def build_telemetry(
         if telemetry_ref:
             telemetry_ref[0].metrics_exported(ok)
 
+    exporters: list[CountingMetricExporter] = []
     if settings.otlp_metrics and settings.otlp_metrics_endpoint:
         interval_ms = settings.metric_export_interval * 1000
         timeout = metrics_transport(settings).otlp_timeout
+        exporters.append(CountingMetricExporter(build_metric_exporter(settings), on_push))
         readers.append(
             PeriodicExportingMetricReader(
-                CountingMetricExporter(build_metric_exporter(settings), on_push),
+                exporters[0],
                 export_interval_millis=interval_ms,
                 export_timeout_millis=max(timeout * 2000, 1000),
             )
@@ -450,6 +462,7 @@ def build_telemetry(
         letta_server=letta_server,
     )
     telemetry_ref.append(telemetry)
+    telemetry.exporters = exporters
     if state is not None:
         telemetry.feedback = FeedbackTracker(state, telemetry.feedback_given)
     return telemetry

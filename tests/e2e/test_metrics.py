@@ -388,3 +388,22 @@ def check_cycle_logs(err: str, steps_exported: int) -> None:
         )
     assert any(e["failed_batches"] and e["level"] == "WARNING" for e in cycles)
     assert sum(e["steps_exported"] for e in cycles) == steps_exported
+
+
+def test_busy_health_port_is_exit_2_with_one_message(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = spawn(
+            {
+                "LETTA_OTEL_HEALTH_ADDR": f"127.0.0.1:{port}",
+                "LETTA_OTEL_STATE_PATH": str(tmp_path / "state.db"),
+            },
+            "run",
+        )
+        code, err = finish(proc)
+    assert code == 2
+    assert f"LETTA_OTEL_HEALTH_ADDR=127.0.0.1:{port}: cannot listen there" in err
+    assert "Traceback" not in err
+    assert "Failed to export" not in err  # no final metrics push burying the real error
