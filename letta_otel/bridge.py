@@ -33,6 +33,7 @@ from letta_otel.mapping import ids
 from letta_otel.mapping.records import RunRecord, StepRecord
 from letta_otel.mapping.spans import MappingContext, map_run, map_step
 from letta_otel.mapping.timing import to_ns
+from letta_otel.observer import BridgeObserver, NullObserver
 from letta_otel.state import OpenStep, StateStore
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Unit:
     spans: Sequence[ReadableSpan]
     step_ids: tuple[str, ...] = ()
     run_ids: tuple[str, ...] = ()
+    records: tuple[StepRecord | RunRecord, ...] = ()  # for the observer, once committed
 
 
 @dataclass
@@ -95,8 +97,10 @@ class Bridge:
         context: MappingContext,
         options: BridgeOptions,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observer: BridgeObserver | None = None,
     ) -> None:
         self.discovery = discovery
+        self._observer = observer or NullObserver()
         self._enricher = enricher
         self._sink = sink
         self._state = state
@@ -120,6 +124,7 @@ class Bridge:
         except LettaError as exc:
             self._letta_error(report, "discovering steps", exc)
             return report
+        self._observer.polled(found.steps)
         self._skip_invalid(now_ns, report)
         settled = self._state.settled_step_ids(s.id for s in found.steps)
         fresh = list({s.id: s for s in found.steps if s.id not in settled}.values())
@@ -220,9 +225,10 @@ class Bridge:
             # Bad data must not stall the daemon or the steps behind it.
             log.exception("cannot map step %s; skipping it", step.id)
             self._state.mark_skipped([step.id], now_ns=now_ns)
+            self._observer.step_accounted(record)
             report.skipped += 1
             return None
-        return Unit(spans, step_ids=(step.id,))
+        return Unit(spans, step_ids=(step.id,), records=(record,))
 
     def _step_trace_id(self, step: Step, pins: dict[str, int]) -> int:
         derived = ids.trace_id_from_letta_id(step.run_id or step.id)
@@ -263,16 +269,16 @@ class Bridge:
         except LettaError as exc:
             self._letta_error(report, f"fetching run {run_id}", exc)
             return None
+        record = RunRecord(run, agent, now_ns)
         try:
-            span = map_run(
-                RunRecord(run, agent, now_ns), self._context, self._run_trace_id(run, pins)
-            )
+            span = map_run(record, self._context, self._run_trace_id(run, pins))
         except Exception:
             log.exception("cannot map run %s; exporting its steps without it", run_id)
             self._state.mark_exported(step_ids=(), run_ids=(run_id,), now_ns=now_ns)
+            self._observer.run_accounted(record)
             report.skipped += 1
             return None
-        return Unit([span], run_ids=(run_id,))
+        return Unit([span], run_ids=(run_id,), records=(record,))
 
     def _run_trace_id(self, run: Run, pins: dict[str, int]) -> int:
         if self._options.adopt_letta_trace_id:
@@ -297,7 +303,10 @@ class Bridge:
                 break
             spans = [s for unit in batch for s in unit.spans]
             report.batches += 1
-            if not await asyncio.to_thread(self._sink.export, spans):
+            newest = max((s.end_time or 0) for s in spans)
+            ok = await asyncio.to_thread(self._sink.export, spans)
+            self._observer.exported(ok, len(spans), newest)
+            if not ok:
                 self._export_failed(len(spans), report)
                 return
             self._export_succeeded()
@@ -309,8 +318,16 @@ class Bridge:
             report.exported_steps += len(step_ids)
             report.exported_runs += len(run_ids)
             report.spans += len(spans)
-            newest = max((s.end_time or 0) for s in spans)
+            self._account(batch)
             report.newest_exported_ns = max(report.newest_exported_ns or 0, newest)
+
+    def _account(self, batch: Sequence[Unit]) -> None:
+        for unit in batch:
+            for record in unit.records:
+                if isinstance(record, StepRecord):
+                    self._observer.step_accounted(record)
+                else:
+                    self._observer.run_accounted(record)
 
     def _export_failed(self, n_spans: int, report: CycleReport) -> None:
         report.failed_batches += 1

@@ -67,6 +67,7 @@ def _settings(ns: argparse.Namespace) -> Settings:
 
 def _secrets(settings: Settings) -> list[str]:
     secrets = list(settings.otlp_headers.values())
+    secrets.extend((settings.otlp_metrics_headers or {}).values())
     if settings.letta_api_key is not None:
         secrets.append(settings.letta_api_key.get_secret_value())
     return secrets

@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -21,14 +22,18 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from letta_otel import __version__
 from letta_otel.bridge import Bridge, BridgeOptions, CycleReport
 from letta_otel.export.sink import SpanSink, build_sink
+from letta_otel.feedback import FeedbackPoller
+from letta_otel.health import HealthServer, HealthServerError
 from letta_otel.letta.client import LettaAuthError, LettaClient, LettaError
 from letta_otel.letta.discovery import RunsDiscovery, StepsDiscovery, choose_discovery
 from letta_otel.letta.enrich import Enricher
 from letta_otel.mapping import ids
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.spans import MappingContext, endpoint_address
+from letta_otel.observer import BridgeObserver
 from letta_otel.settings import Settings
 from letta_otel.state import StateError, StateStore
+from letta_otel.telemetry import Telemetry, build_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +64,26 @@ def build_context(settings: Settings) -> MappingContext:
     )
 
 
-def build_client(settings: Settings) -> LettaClient:
+def build_client(
+    settings: Settings, on_error: Callable[[str, int | None], None] | None = None
+) -> LettaClient:
     return LettaClient(
         settings.letta_base_url,
         api_key=settings.letta_api_key.get_secret_value() if settings.letta_api_key else None,
         project=settings.letta_project,
         timeout=settings.letta_timeout,
         max_connections=settings.max_concurrency,
+        on_error=on_error,
     )
 
 
-async def _build_bridge(
-    settings: Settings, client: LettaClient, state: StateStore, sink: SpanSink, once: bool
+async def _build_bridge(  # noqa: PLR0917
+    settings: Settings,
+    client: LettaClient,
+    state: StateStore,
+    sink: SpanSink,
+    once: bool,
+    observer: BridgeObserver | None = None,
 ) -> Bridge:
     max_pages = None if once else 50
     try:
@@ -104,6 +117,7 @@ async def _build_bridge(
             max_batch_spans=settings.max_batch_spans,
             max_batch_bytes=settings.max_batch_bytes,
         ),
+        observer=observer,
     )
 
 
@@ -146,6 +160,52 @@ def open_state(settings: Settings) -> StateStore:
         raise StartupError(f"LETTA_OTEL_STATE_PATH: {exc}") from None
 
 
+def start_telemetry(
+    settings: Settings, state: StateStore, *, serve: bool
+) -> tuple[Telemetry, HealthServer | None]:
+    """Metrics (and, for a daemon, the health endpoint unless it is off)."""
+    serve = serve and settings.health_addr is not None
+    telemetry = build_telemetry(
+        settings,
+        build_resource(settings),
+        state=state,
+        serve_metrics=serve,
+        letta_server=endpoint_address(settings.letta_base_url),
+    )
+    if not serve or settings.health_addr is None:
+        return telemetry, None
+    try:
+        return telemetry, HealthServer(settings.health_addr, telemetry).start()
+    except HealthServerError as exc:
+        telemetry.shutdown(flush=False)
+        raise StartupError(str(exc)) from None
+
+
+def summary_fields(report: CycleReport, seconds: float) -> dict[str, object]:
+    """The cycle summary as JSON-log fields (steps seen/exported/pending, lag, errors)."""
+    lag = None
+    if report.newest_exported_ns:
+        lag = round(max(0.0, time.time() - report.newest_exported_ns / 1e9), 3)
+    return {
+        "event": "cycle",
+        "discovery": report.discovery,
+        "steps_seen": report.discovered,
+        "steps_exported": report.exported_steps,
+        "runs_exported": report.exported_runs,
+        "spans_exported": report.spans,
+        "steps_pending": report.open_steps,
+        "runs_pending": report.open_runs,
+        "steps_waiting": report.waiting,
+        "steps_skipped": report.skipped,
+        "batches": report.batches,
+        "failed_batches": report.failed_batches,
+        "letta_errors": report.letta_errors,
+        "lag_s": lag,
+        "took_s": round(seconds, 3),
+        "ok": report.ok,
+    }
+
+
 def summarize(report: CycleReport, seconds: float) -> str:
     lag = ""
     if report.newest_exported_ns:
@@ -175,6 +235,13 @@ def retry_delay(poll_interval: float, failures: int) -> float:
     return max(poll_interval, random.uniform(delay * 0.8, delay))
 
 
+async def _poll_feedback(poller: FeedbackPoller) -> None:
+    try:
+        await poller.maybe_poll(datetime.now(UTC))
+    except LettaError as exc:  # feedback is a side channel: never fail a cycle for it
+        log.warning("listing steps with feedback failed: %s", exc)
+
+
 class Daemon:
     def __init__(
         self,
@@ -194,28 +261,49 @@ class Daemon:
     async def run(self, *, once: bool = False) -> RunResult:
         settings = self._settings
         state = open_state(settings)
-        client = build_client(settings)
+        try:
+            telemetry, health = start_telemetry(settings, state, serve=not once)
+        except StartupError:
+            state.close()
+            raise
+        client = build_client(settings, on_error=telemetry.letta_request_failed)
         sink = self._sink_factory(settings)
         self._install_signals()
         cycles, ok, failures = 0, True, 0
         try:
             await check_otlp_reachable(settings)
-            bridge = await _build_bridge(settings, client, state, sink, once)
+            bridge = await _build_bridge(settings, client, state, sink, once, telemetry)
+            feedback = (
+                FeedbackPoller(client, telemetry.feedback)
+                if bridge.discovery.name == "steps" and telemetry.feedback
+                else None
+            )
             while not self._stop.is_set():
                 started = time.monotonic()
                 report = await bridge.cycle(once=once, should_stop=self._stop.is_set)
                 cycles += 1
                 elapsed = time.monotonic() - started
+                telemetry.cycle_finished(report)
                 level = logging.INFO if report.ok else logging.WARNING
-                log.log(level, summarize(report, elapsed))
+                log.log(
+                    level,
+                    summarize(report, elapsed),
+                    extra={"fields": summary_fields(report, elapsed)},
+                )
+                if feedback is not None:
+                    await _poll_feedback(feedback)
                 if once:
                     ok = report.ok
                     break
                 failures = 0 if report.ok else failures + 1
                 await self._sleep(retry_delay(settings.poll_interval, failures))
         finally:
+            if health is not None:
+                health.stop()
             await client.aclose()
             sink.shutdown()
+            # After a failed start there is nothing to push: do not hold the exit for it.
+            telemetry.shutdown(flush=cycles > 0)
             state.close()
         return RunResult(cycles, ok)
 

@@ -30,6 +30,11 @@ the Python gRPC exporter does (TLS unless insecure) and normalised to
 ``https://host:port`` (``http://`` when insecure is true), so the resolved
 ``otlp_traces_endpoint`` always has a scheme and the scheme states the transport
 security: exporters should use TLS exactly when it is ``https``.
+
+Metrics (issue #4) use the same transport unless ``OTEL_EXPORTER_OTLP_METRICS_*`` says
+otherwise; per setting the generic ``OTEL_EXPORTER_OTLP_*`` comes next, then the traces
+value (see :func:`_resolve_metrics`).  ``otlp_metrics_endpoint`` is final, or None when
+no metrics URL can be told from a custom traces URL (the push then stays off).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import argparse
 import os
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -130,9 +135,27 @@ ENV_MAX_CONCURRENCY = "LETTA_OTEL_MAX_CONCURRENCY"
 ENV_MAX_BATCH_SPANS = "LETTA_OTEL_MAX_BATCH_SPANS"
 ENV_MAX_BATCH_BYTES = "LETTA_OTEL_MAX_BATCH_BYTES"
 
+# --- metrics and health (issue #4) ---
+ENV_METRICS = "LETTA_OTEL_METRICS"
+ENV_METRICS_EXPORTER = "OTEL_METRICS_EXPORTER"
+ENV_OTLP_METRICS_PROTOCOL = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
+ENV_OTLP_METRICS_ENDPOINT = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+ENV_OTLP_METRICS_HEADERS = "OTEL_EXPORTER_OTLP_METRICS_HEADERS"
+ENV_OTLP_METRICS_COMPRESSION = "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION"
+ENV_OTLP_METRICS_TIMEOUT = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT"
+ENV_OTLP_METRICS_INSECURE = "OTEL_EXPORTER_OTLP_METRICS_INSECURE"
+ENV_OTLP_METRICS_CERTIFICATE = "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE"
+ENV_OTLP_METRICS_CLIENT_KEY = "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY"
+ENV_OTLP_METRICS_CLIENT_CERTIFICATE = "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE"
+ENV_METRIC_EXPORT_INTERVAL = "OTEL_METRIC_EXPORT_INTERVAL"
+ENV_HEALTH_ADDR = "LETTA_OTEL_HEALTH_ADDR"
+ENV_READY_INTERVALS = "LETTA_OTEL_READY_INTERVALS"
+
 DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318/v1/traces"
 _DEFAULT_ENDPOINTS = {"grpc": DEFAULT_GRPC_ENDPOINT, "http/protobuf": DEFAULT_HTTP_ENDPOINT}
+DEFAULT_HTTP_METRICS_ENDPOINT = "http://localhost:4318/v1/metrics"
+DEFAULT_HEALTH_ADDR = "127.0.0.1:9464"
 _SERVICE_NAME_ATTRIBUTE = "service.name"
 _NOT_SET = "(not set)"
 _MASK = "***"
@@ -208,6 +231,21 @@ class Settings(BaseModel, frozen=True, extra="forbid"):
     max_concurrency: int = 8
     max_batch_spans: int = 512
     max_batch_bytes: int = 3_000_000
+    # Metrics and health (issue #4). A None OTLP metrics transport setting means "the
+    # same as for traces"; ``otlp_metrics_endpoint`` is always final (see module doc).
+    otlp_metrics: bool = True
+    otlp_metrics_protocol: Literal["grpc", "http/protobuf"] | None = None
+    otlp_metrics_endpoint: str | None = DEFAULT_GRPC_ENDPOINT
+    otlp_metrics_headers: StrMap | None = None
+    otlp_metrics_compression: Literal["none", "gzip", "deflate"] | None = None
+    otlp_metrics_timeout: float | None = None
+    otlp_metrics_insecure: bool | None = None
+    otlp_metrics_certificate: Path | None = None
+    otlp_metrics_client_key: Path | None = None
+    otlp_metrics_client_certificate: Path | None = None
+    metric_export_interval: float = 15.0
+    health_addr: str | None = DEFAULT_HEALTH_ADDR
+    ready_intervals: int = 12
 
     @model_validator(mode="before")
     @classmethod
@@ -216,6 +254,17 @@ class Settings(BaseModel, frozen=True, extra="forbid"):
             protocol = data.get("otlp_protocol", "grpc")
             endpoint = _DEFAULT_ENDPOINTS.get(protocol, DEFAULT_GRPC_ENDPOINT)
             return {**data, "otlp_traces_endpoint": endpoint}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_metrics_endpoint(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "otlp_metrics_endpoint" not in data:
+            traces_protocol = data.get("otlp_protocol", "grpc")
+            metrics_protocol = data.get("otlp_metrics_protocol") or traces_protocol
+            explicit = data.get("otlp_traces_endpoint")
+            derived = derive_metrics_endpoint(explicit, traces_protocol, metrics_protocol)
+            return {**data, "otlp_metrics_endpoint": derived}
         return data
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -324,8 +373,90 @@ class SettingSpec:
         return _NOT_SET if value is None else self.show(value)
 
 
+# ------------------------------------------------- metrics and health values (issue #4)
+
+_METRICS_EXPORTERS = ("otlp", "prometheus", "none")
+
+
+def _parse_metrics_switch(raw: object) -> bool:
+    """true/false, or an ``OTEL_METRICS_EXPORTER`` list: push over OTLP when it names otlp.
+
+    ``prometheus`` alone turns the push off: letta-otel serves /metrics for scraping
+    whenever the health address is on, whatever this says.
+    """
+    if isinstance(raw, bool):
+        return raw
+    text = raw.strip().lower() if isinstance(raw, str) else None
+    if text in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+        return parse_bool(text)
+    names = {n.strip() for n in (text or "").split(",") if n.strip()}
+    unknown = sorted(names - set(_METRICS_EXPORTERS))
+    if not names or unknown or ("none" in names and len(names) > 1):
+        hint = "console and logging are not supported" if unknown else None
+        raise InvalidValue(
+            "must be true or false, or an OTEL_METRICS_EXPORTER value: otlp, prometheus or none",
+            hint=hint,
+        )
+    return "otlp" in names
+
+
+def _parse_health_addr(raw: object) -> str | None:
+    """``host:port`` to listen on (``[::1]:9464`` for IPv6; port 0 = any free port); off = None."""
+    example = "127.0.0.1:9464, 0.0.0.0:9464 or off"
+    text = _require_str(raw, example)
+    if text.lower() in ("", "off", "none", "false", "no", "disabled"):
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise InvalidValue(f"must be host:port or off, e.g. {example}")
+    if not host:
+        raise InvalidValue(
+            "has no host; give one (0.0.0.0 listens on every interface, 127.0.0.1 only locally)"
+        )
+    if host.startswith("[") != host.endswith("]") or any(c.isspace() for c in host):
+        raise InvalidValue(f"has an invalid host, e.g. {example}")
+    return f"{host}:{int(port)}"
+
+
+def _require_str(raw: object, example: str) -> str:
+    if not isinstance(raw, str):
+        raise InvalidValue(f"must be a string, e.g. {example}")
+    return raw.strip()
+
+
+def split_health_addr(addr: str) -> tuple[str, int]:
+    """``'[::1]:9464'`` -> ``('::1', 9464)``."""
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _default_metrics(protocol: str) -> str:
+    return DEFAULT_GRPC_ENDPOINT if protocol == "grpc" else DEFAULT_HTTP_METRICS_ENDPOINT
+
+
+def derive_metrics_endpoint(
+    traces_endpoint: str | None, traces_protocol: str, metrics_protocol: str
+) -> str | None:
+    """The metrics URL beside a traces URL, or None when it cannot be told.
+
+    No traces endpoint: the default for the metrics protocol. Same protocol: gRPC
+    uses the same address, http/protobuf swaps a final ``/v1/traces`` for
+    ``/v1/metrics``. A different protocol or another path cannot be guessed.
+    """
+    if traces_endpoint is None:
+        return _default_metrics(metrics_protocol)
+    if traces_protocol != metrics_protocol:
+        return None
+    if metrics_protocol == "grpc":
+        return traces_endpoint
+    base, sep, rest = traces_endpoint.rstrip("/").rpartition("/v1/traces")
+    return f"{base}/v1/metrics" if sep and not rest else None
+
+
 _DURATION_HELP = "Duration: 90s, 15m, 1h, 2d, 1h30m, plain seconds (3600) or ISO-8601 (PT1H)."
 _TLS_FILE = "PEM file; must exist and be readable."
+_AS_TRACES = "Unset: OTEL_EXPORTER_OTLP_*, else the traces setting."
+_AS_TRACES_DOC = "as for traces"
 
 SETTING_SPECS: tuple[SettingSpec, ...] = (
     SettingSpec(
@@ -590,6 +721,136 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         toml=("export.max_batch_bytes",),
         metavar="SIZE",
         show=format_bytes,
+    ),
+    # --- metrics and health (issue #4) ----------------------------------------------
+    SettingSpec(
+        "otlp_metrics",
+        "Push metrics over OTLP next to the traces (true/false). OTEL_METRICS_EXPORTER is "
+        "honoured: otlp pushes, none or prometheus do not. /metrics on the health address "
+        "is served either way.",
+        _parse_metrics_switch,
+        env=(ENV_METRICS, ENV_METRICS_EXPORTER),
+        toml=("metrics.otlp",),
+        metavar="{true,false}",
+        show=lambda v: str(v).lower(),
+    ),
+    SettingSpec(
+        "otlp_metrics_protocol",
+        f"OTLP transport for metrics: grpc or http/protobuf. {_AS_TRACES}",
+        choice(("grpc", "http/protobuf"), hints={"http": "did you mean 'http/protobuf'?"}),
+        env=(ENV_OTLP_METRICS_PROTOCOL,),
+        toml=("otlp.metrics_protocol",),
+        metavar="{grpc,http/protobuf}",
+        default_doc=_AS_TRACES_DOC,
+    ),
+    SettingSpec(
+        "otlp_metrics_endpoint",
+        "Where metrics are sent, used verbatim. Else OTEL_EXPORTER_OTLP_ENDPOINT + "
+        "/v1/metrics (http/protobuf) or as is (grpc); else derived from the traces "
+        "endpoint (grpc: the same, http: /v1/traces becomes /v1/metrics); if that "
+        "cannot be told, metrics are not pushed (a warning at start says so).",
+        parse_required_str,
+        env=(ENV_OTLP_METRICS_ENDPOINT,),
+        toml=("otlp.metrics_endpoint",),
+        metavar="URL",
+        show=redact_url,
+        redact=redact_url,
+        default_doc="derived from the traces endpoint",
+    ),
+    SettingSpec(
+        "otlp_metrics_headers",
+        f"OTLP request headers for metrics, key1=value1,key2=value2. {_AS_TRACES}",
+        parse_header_list,
+        env=(ENV_OTLP_METRICS_HEADERS,),
+        toml=("otlp.metrics_headers",),
+        secret=True,
+        show=_show_masked_map,
+        redact=_mask_values,
+        default_doc=_AS_TRACES_DOC,
+    ),
+    SettingSpec(
+        "otlp_metrics_compression",
+        f"Metrics payload compression: none, gzip or deflate (http only). {_AS_TRACES}",
+        choice(("none", "gzip", "deflate")),
+        env=(ENV_OTLP_METRICS_COMPRESSION,),
+        toml=("otlp.metrics_compression",),
+        metavar="{none,gzip,deflate}",
+        default_doc=_AS_TRACES_DOC,
+    ),
+    SettingSpec(
+        "otlp_metrics_timeout",
+        f"Metrics export timeout in MILLISECONDS; at least 100. {_AS_TRACES}",
+        parse_milliseconds,
+        env=(ENV_OTLP_METRICS_TIMEOUT,),
+        toml=("otlp.metrics_timeout_ms",),
+        metavar="MS",
+        show=_show_ms,
+        default_doc=_AS_TRACES_DOC,
+    ),
+    SettingSpec(
+        "otlp_metrics_insecure",
+        f"gRPC only: true = plaintext, false = TLS for metrics. {_AS_TRACES}",
+        parse_bool,
+        env=(ENV_OTLP_METRICS_INSECURE,),
+        toml=("otlp.metrics_insecure",),
+        default_doc=_AS_TRACES_DOC,
+    ),
+    SettingSpec(
+        "otlp_metrics_certificate",
+        f"CA certificate to verify the metrics collector. {_TLS_FILE} {_AS_TRACES}",
+        parse_readable_file,
+        env=(ENV_OTLP_METRICS_CERTIFICATE,),
+        toml=("otlp.metrics_certificate",),
+        metavar="PATH",
+        default_doc=_AS_TRACES_DOC,
+    ),
+    SettingSpec(
+        "otlp_metrics_client_key",
+        f"Client private key for mTLS to the metrics collector. {_TLS_FILE} {_AS_TRACES}",
+        parse_readable_file,
+        env=(ENV_OTLP_METRICS_CLIENT_KEY,),
+        toml=("otlp.metrics_client_key",),
+        metavar="PATH",
+        default_doc=_AS_TRACES_DOC,
+    ),
+    SettingSpec(
+        "otlp_metrics_client_certificate",
+        f"Client certificate for mTLS to the metrics collector. {_TLS_FILE} {_AS_TRACES}",
+        parse_readable_file,
+        env=(ENV_OTLP_METRICS_CLIENT_CERTIFICATE,),
+        toml=("otlp.metrics_client_certificate",),
+        metavar="PATH",
+        default_doc=_AS_TRACES_DOC,
+    ),
+    SettingSpec(
+        "metric_export_interval",
+        "MILLISECONDS between OTLP metrics pushes (OpenTelemetry spec; its default is 60000, "
+        "letta-otel's 15000 so a failed-step alert fires sooner); at least 100.",
+        parse_milliseconds,
+        env=(ENV_METRIC_EXPORT_INTERVAL,),
+        toml=("metrics.export_interval_ms",),
+        metavar="MS",
+        show=_show_ms,
+        default_doc="15000 (ms)",
+    ),
+    SettingSpec(
+        "health_addr",
+        "host:port of the HTTP endpoint serving /healthz, /readyz and /metrics (Prometheus "
+        "text); off disables it, port 0 picks a free port. Not started by run --once.",
+        _parse_health_addr,
+        env=(ENV_HEALTH_ADDR,),
+        toml=("health.addr",),
+        metavar="HOST:PORT",
+        show=lambda v: v or "off",
+    ),
+    SettingSpec(
+        "ready_intervals",
+        "/readyz fails when the last successful poll or export is older than this many "
+        "poll intervals (1-1000).",
+        parse_int_range(1, 1000),
+        env=(ENV_READY_INTERVALS,),
+        toml=("health.ready_intervals",),
+        metavar="N",
     ),
 )
 
@@ -912,6 +1173,137 @@ def _transport_security_problems(
         )
 
 
+# ----------------------------------------------- metrics transport resolution (issue #4)
+
+# Each OTLP metrics transport setting and the trace setting it falls back to.
+_METRICS_TWINS: tuple[tuple[str, str], ...] = (
+    ("otlp_metrics_protocol", "otlp_protocol"),
+    ("otlp_metrics_headers", "otlp_headers"),
+    ("otlp_metrics_compression", "otlp_compression"),
+    ("otlp_metrics_timeout", "otlp_timeout"),
+    ("otlp_metrics_insecure", "otlp_insecure"),
+    ("otlp_metrics_certificate", "otlp_certificate"),
+    ("otlp_metrics_client_key", "otlp_client_key"),
+    ("otlp_metrics_client_certificate", "otlp_client_certificate"),
+)
+
+
+def _signal_neutral(spec: SettingSpec) -> SettingSpec:
+    """A trace setting's sources that are not traces-only (OTEL_EXPORTER_OTLP_X etc.)."""
+    return replace(
+        spec,
+        env=tuple(e for e in spec.env if not e.startswith("OTEL_EXPORTER_OTLP_TRACES_")),
+        toml=tuple(t for t in spec.toml if t != "otlp.traces_endpoint"),
+        keys=tuple(k for k in spec.override_keys if k != "otlp_traces_endpoint"),
+    )
+
+
+def _resolve_metrics(parsed: dict[str, _Parsed], sources: _Sources, problems: list[str]) -> None:
+    """Fill the metrics transport per the OTel exporter spec, falling back to the traces one.
+
+    Per setting: ``OTEL_EXPORTER_OTLP_METRICS_X`` (or its flag / TOML key), else the
+    signal-neutral ``OTEL_EXPORTER_OTLP_X`` (flag / TOML key), else the traces value
+    (so a traces-only configuration serves both signals). A None value means "as for
+    traces"; the endpoint is always resolved to a URL.
+    """
+    if _value(parsed, "otlp_metrics") is False:
+        return  # no push: nothing to resolve or check
+    for field, twin in _METRICS_TWINS:
+        if field in parsed or sources.pick(_SPECS_BY_FIELD[field]) is not None:
+            continue  # given explicitly (an invalid value is already reported)
+        neutral = _signal_neutral(_SPECS_BY_FIELD[twin])
+        chosen = sources.pick(neutral)
+        if chosen is None or _same(chosen, sources.pick(_SPECS_BY_FIELD[twin])):
+            continue  # traces took this very value: inherit it (already checked)
+        try:
+            value = neutral.parse(chosen.raw)
+        except InvalidValue as exc:
+            problems.append(_value_problem(sources, neutral, chosen, exc))
+            continue
+        if value != _value(parsed, twin):
+            parsed[field] = _Parsed(value, None)
+    _resolve_metrics_endpoint(parsed, sources, problems)
+
+
+def _metrics_value(parsed: Mapping[str, _Parsed], field: str) -> Any:
+    own = _value(parsed, field)
+    twin = dict(_METRICS_TWINS)[field]
+    return own if own is not None else _value(parsed, twin)
+
+
+def _resolve_metrics_endpoint(
+    parsed: dict[str, _Parsed], sources: _Sources, problems: list[str]
+) -> None:
+    spec = _SPECS_BY_FIELD["otlp_metrics_endpoint"]
+    protocol = _metrics_value(parsed, "otlp_metrics_protocol") or "grpc"
+    insecure = _metrics_value(parsed, "otlp_metrics_insecure")
+    entry = parsed.get("otlp_metrics_endpoint")
+    neutral = _signal_neutral(_SPECS_BY_FIELD["otlp_traces_endpoint"])
+    chosen = entry.choice if entry else sources.pick(neutral)
+    traces = parsed.get("otlp_traces_endpoint")
+    if entry is None and traces and traces.value is None and _same(traces.choice, chosen):
+        return  # the shared base endpoint is invalid: reported for traces already
+    if chosen is not None:
+        label_spec = spec if entry else neutral
+        try:
+            url = parse_endpoint_url(
+                parse_required_str(chosen.raw), protocol=protocol, insecure=insecure, base=False
+            )
+        except InvalidValue as exc:
+            problems.append(_value_problem(sources, label_spec, chosen, exc))
+            return
+        if entry is None and protocol != "grpc":  # a base URL: the signal path is appended
+            url = url.rstrip("/") + "/v1/metrics"
+        parsed["otlp_metrics_endpoint"] = _Parsed(url, chosen)
+        return
+    explicit = traces.value if traces and traces.choice else None
+    derived = derive_metrics_endpoint(explicit, _value(parsed, "otlp_protocol") or "grpc", protocol)
+    # None: no metrics URL can be told from this traces URL; the daemon says so at start
+    # and does not push (failing a working traces-only setup on upgrade would be worse).
+    parsed["otlp_metrics_endpoint"] = _Parsed(derived, None)
+
+
+def _same(a: _Choice | None, b: _Choice | None) -> bool:
+    """The same raw value from the same source (the index differs between spec views)."""
+    return a is not None and b is not None and a.source == b.source and a.raw == b.raw
+
+
+def _metrics_problems(parsed: Mapping[str, _Parsed]) -> Iterator[str]:
+    """The traces transport checks, for a metrics transport that differs from it."""
+    endpoint = _value(parsed, "otlp_metrics_endpoint")
+    own = any(field in parsed for field, _ in _METRICS_TWINS)
+    if _value(parsed, "otlp_metrics") is False or endpoint is None:
+        return
+    if (
+        not own
+        and endpoint.split(":", 1)[0]
+        == str(_value(parsed, "otlp_traces_endpoint")).split(":", 1)[0]
+    ):
+        return  # same transport as traces: already checked there
+    protocol = _metrics_value(parsed, "otlp_metrics_protocol") or "grpc"
+    where = "the OTLP metrics transport (OTEL_EXPORTER_OTLP_METRICS_*)"
+    if _metrics_value(parsed, "otlp_metrics_compression") == "deflate" and protocol == "grpc":
+        yield f"{where}: 'deflate' only works with http/protobuf; use gzip"
+    plaintext = endpoint.lower().startswith("http://")
+    insecure = _metrics_value(parsed, "otlp_metrics_insecure")
+    shown = redact_url(endpoint)
+    if protocol == "grpc" and insecure is not None and insecure != plaintext:
+        yield (
+            f"{where}: insecure is {str(insecure).lower()} but the metrics endpoint {shown} "
+            "says otherwise; make them agree"
+        )
+    files = (
+        "otlp_metrics_certificate",
+        "otlp_metrics_client_key",
+        "otlp_metrics_client_certificate",
+    )
+    given = [f for f in files if _metrics_value(parsed, f) is not None]
+    if plaintext and given:
+        yield f"{where}: TLS files are set but the metrics endpoint {shown} is plaintext (http://)"
+    if ("otlp_metrics_client_key" in given) != ("otlp_metrics_client_certificate" in given):
+        yield f"{where}: mTLS needs both the client key and the client certificate"
+
+
 def _build(parsed: Mapping[str, _Parsed]) -> Settings:
     values = {field: entry.value for field, entry in parsed.items()}
     try:
@@ -948,7 +1340,9 @@ def load_settings(
     parsed = _parse_all(sources, problems)
     _resolve_endpoint(parsed, sources, problems)
     _resolve_service_name(parsed)
+    _resolve_metrics(parsed, sources, problems)
     problems.extend(_cross_field_problems(parsed, sources))
+    problems.extend(_metrics_problems(parsed))
     if problems:
         raise ConfigError(problems)
     return _build(parsed)

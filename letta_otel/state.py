@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS runs (
     updated_ns INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state, first_seen_ns);
+CREATE TABLE IF NOT EXISTS feedback (
+    step_id TEXT PRIMARY KEY,
+    feedback TEXT NOT NULL,
+    seen_ns INTEGER NOT NULL
+);
 """
 
 
@@ -284,6 +289,40 @@ class StateStore:
                 "DELETE FROM runs WHERE state = 'exported' AND updated_ns < ?", (older_than_ns,)
             ).rowcount
         return int(steps) + int(runs)
+
+    # --- feedback counted (metrics) -------------------------------------------------
+
+    def record_feedback(
+        self, pairs: Iterable[tuple[str, str]], *, now_ns: int
+    ) -> list[tuple[str, str]]:
+        """Remember (step id, feedback) pairs; return those not already remembered.
+
+        A step whose feedback changed comes back with its new value; the same value
+        seen again (every listing repeats it) does not, also after a restart.
+        """
+        fresh: list[tuple[str, str]] = []
+        with self.transaction() as db:
+            for step_id, value in dict(pairs).items():
+                row = db.execute(
+                    "SELECT feedback FROM feedback WHERE step_id = ?", (step_id,)
+                ).fetchone()
+                if row is not None and row[0] == value:
+                    continue
+                db.execute(
+                    "INSERT INTO feedback (step_id, feedback, seen_ns) VALUES (?, ?, ?) "
+                    "ON CONFLICT(step_id) DO UPDATE SET feedback = excluded.feedback, "
+                    "seen_ns = excluded.seen_ns",
+                    (step_id, value, now_ns),
+                )
+                fresh.append((step_id, value))
+        return fresh
+
+    def prune_feedback(self, *, older_than_ns: int) -> int:
+        with self.transaction() as db:
+            removed = db.execute(
+                "DELETE FROM feedback WHERE seen_ns < ?", (older_than_ns,)
+            ).rowcount
+        return int(removed)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

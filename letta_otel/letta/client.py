@@ -86,6 +86,7 @@ class LettaClient:
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        on_error: Callable[[str, int | None], None] | None = None,
     ) -> None:
         headers = {"Accept": "application/json", "User-Agent": f"letta-otel/{__version__}"}
         if api_key:
@@ -106,6 +107,8 @@ class LettaClient:
         self._sleep = sleep
         self.invalid_records: list[InvalidRecord] = []
         self.requests_made = 0
+        # Told of every failed attempt (retried or not): error kind, HTTP status if any.
+        self.on_error = on_error
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -232,8 +235,10 @@ class LettaClient:
                 response = await self._http.get(path, params=_flatten(params))
             except httpx.TimeoutException:
                 last_error = "timed out"
+                self._report("timeout", None)
             except httpx.TransportError as exc:
                 last_error = f"connection failed ({type(exc).__name__})"
+                self._report("connection", None)
             else:
                 status = response.status_code
                 if status < 300:
@@ -241,10 +246,13 @@ class LettaClient:
                         return response.json()
                     except (json.JSONDecodeError, UnicodeDecodeError):
                         last_error = f"HTTP {status} with a body that is not valid JSON"
+                        self._report("invalid_json", status)
                 elif status in RETRYABLE_STATUS:
                     hint = _retry_hint(response)
                     last_error = f"HTTP {status}{_describe_body(response)}"
+                    self._report(str(status), status)
                 else:
+                    self._report(str(status), status)
                     raise _error_for(status, path, response)
             if attempt + 1 < self._retry.attempts:
                 delay = self._retry.delay(attempt, hint)
@@ -253,6 +261,10 @@ class LettaClient:
         raise LettaError(
             f"GET {path} failed after {self._retry.attempts} attempts: {last_error}", path=path
         )
+
+    def _report(self, kind: str, status: int | None) -> None:
+        if self.on_error is not None:
+            self.on_error(kind, status)
 
 
 def _flatten(params: Mapping[str, Any]) -> list[tuple[str, str | int | float | bool | None]]:

@@ -68,6 +68,8 @@ class BridgeEnv:
             "LETTA_OTEL_STATE_PATH": str(self.state_path),
             "LETTA_OTEL_POLL_INTERVAL": "0.2",
             "LETTA_OTEL_LOG_LEVEL": "DEBUG",
+            # Any free port: parallel suites on one host must not fight over 9464.
+            "LETTA_OTEL_HEALTH_ADDR": "127.0.0.1:0",
         }
         env.update(self.extra or {})
         env.update(overrides)

@@ -1,0 +1,205 @@
+"""Pure mapping: Letta records → metric measurements (no I/O, no SDK state).
+
+Each function returns the measurements one confirmed object contributes; the
+telemetry layer records them. Attribute sets follow the GenAI semantic conventions
+v1.41 (``model-metrics.yaml``): ``gen_ai.operation.name`` and ``gen_ai.provider.name``
+(required), ``gen_ai.request.model`` (if available), ``gen_ai.response.model`` and
+``server.address``/``server.port`` (recommended), ``gen_ai.token.type`` on token usage
+and ``error.type`` when the operation failed. The LLM attributes are the very values
+the ``chat`` span carries, so a metric and its span never disagree.
+
+``letta.*`` instruments are this project's own: counters by status / stop reason /
+model / agent, and a step-duration histogram (without the agent, to bound series).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _g
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gm
+from opentelemetry.util.types import AttributeValue
+
+from letta_otel.letta.models import Step
+from letta_otel.mapping import semconv as sc
+from letta_otel.mapping.records import RunRecord, StepRecord
+from letta_otel.mapping.spans import _llm_attributes, _request_model, _run_error
+from letta_otel.mapping.timing import run_window, step_timing
+
+# --- instrument names -------------------------------------------------------------
+TOKEN_USAGE: Final = _gm.GEN_AI_CLIENT_TOKEN_USAGE  # histogram, {token}
+OPERATION_DURATION: Final = _gm.GEN_AI_CLIENT_OPERATION_DURATION  # histogram, s
+STEPS: Final = "letta.steps"  # counter, {step}
+STEP_DURATION: Final = "letta.step.duration"  # histogram, s
+RUNS: Final = "letta.runs"  # counter, {run}
+FEEDBACK: Final = "letta.feedback"  # counter, {feedback}
+
+# Bucket boundaries the GenAI conventions prescribe for their two client histograms.
+TOKEN_BUCKETS: Final = (
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+    67108864,
+)
+DURATION_BUCKETS: Final = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+# Agent steps include tool runs: the same doubling series, carried on to ~11 minutes.
+STEP_DURATION_BUCKETS: Final = (*DURATION_BUCKETS, 163.84, 327.68, 655.36)
+
+TOKEN_TYPE: Final = _g.GEN_AI_TOKEN_TYPE
+TOKEN_INPUT: Final = _g.GenAiTokenTypeValues.INPUT.value
+TOKEN_OUTPUT: Final = _g.GenAiTokenTypeValues.OUTPUT.value
+FEEDBACK_VALUES: Final = frozenset({"positive", "negative"})
+
+Attributes = Mapping[str, AttributeValue]
+
+# The LLM span attributes the conventions allow on GenAI client metrics.
+_GENAI_METRIC_KEYS: Final[tuple[str, ...]] = (
+    sc.OPERATION_NAME,
+    sc.PROVIDER_NAME,
+    sc.REQUEST_MODEL,
+    sc.RESPONSE_MODEL,
+    sc.SERVER_ADDRESS,
+    sc.SERVER_PORT,
+)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    instrument: str
+    value: float
+    attributes: Attributes
+
+
+def _put(attrs: dict[str, AttributeValue], key: str, value: AttributeValue | None) -> None:
+    if value is not None and value != "":
+        attrs[key] = value
+
+
+def _step_error_type(step: Step) -> str:
+    # The same value the agent_step span carries in error.type.
+    return step.error_type or step.stop_reason or sc.ERROR_TYPE_OTHER
+
+
+def _has_llm_call(record: StepRecord) -> bool:
+    """Whether ``map_step`` emits a ``chat`` span for this step (same condition)."""
+    return record.trace is not None or step_timing(record, 0).llm is not None
+
+
+def step_measurements(record: StepRecord) -> list[Measurement]:
+    """``letta.steps`` (+1), ``letta.step.duration``, and the LLM call's GenAI metrics."""
+    step = record.step
+    out: list[Measurement] = []
+
+    counted: dict[str, AttributeValue] = {sc.LETTA_STEP_STATUS: step.status or "unknown"}
+    _put(counted, sc.LETTA_STEP_STOP_REASON, step.stop_reason)
+    _put(counted, sc.REQUEST_MODEL, _request_model(record))
+    _put(counted, sc.PROVIDER_NAME, sc.genai_provider_name(step.provider_name))
+    _put(counted, sc.AGENT_ID, step.agent_id)
+    _put(counted, sc.AGENT_NAME, record.agent.name if record.agent else None)
+    if step.status == "failed":
+        counted[sc.ERROR_TYPE] = _step_error_type(step)
+    out.append(Measurement(STEPS, 1, counted))
+
+    step_ns = record.metrics.step_ns if record.metrics else None
+    if step_ns is not None and step_ns >= 0:  # only what Letta measured, never a guess
+        timed = {
+            k: v
+            for k, v in counted.items()
+            if k in (sc.LETTA_STEP_STATUS, sc.REQUEST_MODEL, sc.PROVIDER_NAME, sc.ERROR_TYPE)
+        }
+        out.append(Measurement(STEP_DURATION, step_ns / 1e9, timed))
+
+    if _has_llm_call(record):
+        out.extend(_llm_measurements(record))
+    return out
+
+
+def _llm_measurements(record: StepRecord) -> list[Measurement]:
+    span_attrs = _llm_attributes(record)
+    base: dict[str, AttributeValue] = {
+        k: span_attrs[k] for k in _GENAI_METRIC_KEYS if k in span_attrs
+    }
+    if sc.PROVIDER_NAME not in base:
+        return []  # a required attribute we cannot tell: no half-labelled series
+    out: list[Measurement] = []
+    for key, token_type in (
+        (sc.USAGE_INPUT_TOKENS, TOKEN_INPUT),
+        (sc.USAGE_OUTPUT_TOKENS, TOKEN_OUTPUT),
+    ):
+        tokens = span_attrs.get(key)
+        if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0:
+            out.append(Measurement(TOKEN_USAGE, tokens, {**base, TOKEN_TYPE: token_type}))
+    llm = step_timing(record, 0).llm
+    if llm is not None:
+        timed: dict[str, AttributeValue] = dict(base)
+        error = span_attrs.get(sc.ERROR_TYPE)
+        if error is not None:
+            timed[sc.ERROR_TYPE] = error
+        out.append(Measurement(OPERATION_DURATION, (llm.end_ns - llm.start_ns) / 1e9, timed))
+    return out
+
+
+def run_measurements(
+    record: RunRecord, letta_server: tuple[str, int | None] | None = None
+) -> list[Measurement]:
+    """``letta.runs`` (+1) and the ``invoke_agent`` operation's duration."""
+    run = record.run
+    counted: dict[str, AttributeValue] = {sc.LETTA_RUN_STATUS: run.status or "unknown"}
+    _put(counted, sc.LETTA_RUN_STOP_REASON, run.stop_reason)
+    _put(counted, sc.AGENT_ID, run.agent_id)
+    _put(counted, sc.AGENT_NAME, record.agent.name if record.agent else None)
+    failed = run.status == "failed"
+    if failed:
+        counted[sc.ERROR_TYPE] = _run_error(run)[0]  # as on the invoke_agent span
+    out = [Measurement(RUNS, 1, counted)]
+
+    if run.created_at is not None and (run.completed_at or run.total_duration_ns is not None):
+        window, _ = run_window(record)
+        timed: dict[str, AttributeValue] = {
+            sc.OPERATION_NAME: sc.OP_INVOKE_AGENT,
+            sc.PROVIDER_NAME: sc.LETTA_AGENT_PROVIDER,
+        }
+        if letta_server:
+            _put(timed, sc.SERVER_ADDRESS, letta_server[0])
+            _put(timed, sc.SERVER_PORT, letta_server[1])
+        if failed:
+            timed[sc.ERROR_TYPE] = counted[sc.ERROR_TYPE]
+        out.append(Measurement(OPERATION_DURATION, (window.end_ns - window.start_ns) / 1e9, timed))
+    return out
+
+
+def feedback_measurement(step: Step) -> Measurement | None:
+    """``letta.feedback`` (+1) for a step's current feedback, if it is one we count."""
+    if step.feedback not in FEEDBACK_VALUES:
+        return None
+    attrs: dict[str, AttributeValue] = {sc.LETTA_STEP_FEEDBACK: step.feedback}
+    _put(attrs, sc.AGENT_ID, step.agent_id)
+    _put(attrs, sc.REQUEST_MODEL, step.model)
+    return Measurement(FEEDBACK, 1, attrs)

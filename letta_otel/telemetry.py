@@ -1,0 +1,468 @@
+"""The bridge's metrics and health: instruments, readers and the readiness rule.
+
+One SDK ``MeterProvider`` (the same resource as the spans) feeds up to two readers:
+
+* a ``PeriodicExportingMetricReader`` pushing over OTLP next to the traces
+  (``LETTA_OTEL_METRICS`` / ``OTEL_METRICS_EXPORTER``), cumulative by default, so a
+  lost push loses resolution, never counts;
+* the ``opentelemetry-exporter-prometheus`` reader on a private ``prometheus_client``
+  registry, rendered by ``/metrics`` (see :mod:`letta_otel.health`). Using the
+  upstream reader gives the standard OTel→Prometheus naming (``_total``, unit
+  suffixes, ``target_info``) instead of a hand-made dialect.
+
+:class:`Telemetry` is the bridge's observer (:mod:`letta_otel.observer`). Nothing
+it does may break a cycle: every hook swallows and logs its own errors.
+
+Readiness: ready when a poll succeeded (discovery answered) and the span export
+did not fail, each within ``ready_intervals`` poll intervals. A cycle with nothing to
+export counts as a good export: an idle bridge stays ready, and only failed export
+attempts (the backend down or refusing) make it unready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+    OTLPMetricExporter as GrpcMetricExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+    OTLPMetricExporter as HttpMetricExporter,
+)
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricReader,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from prometheus_client import CollectorRegistry
+
+from letta_otel import __version__
+from letta_otel._config_parsing import redact_url
+from letta_otel.bridge import CycleReport
+from letta_otel.export.sink import (
+    _grpc_compression,
+    _grpc_credentials,
+    _http_compression,
+    _str_or_none,
+)
+from letta_otel.feedback import FeedbackTracker
+from letta_otel.letta.models import Step
+from letta_otel.mapping import metrics as mm
+from letta_otel.mapping import semconv as sc
+from letta_otel.mapping.records import RunRecord, StepRecord
+from letta_otel.settings import Settings
+from letta_otel.state import StateStore
+
+log = logging.getLogger(__name__)
+
+METER_NAME = "letta-otel"
+
+# --- the bridge's own instruments (names as exported over OTLP) -------------------
+POLL_LAG = "letta_otel.poll.lag"
+STEPS_PENDING = "letta_otel.steps.pending"
+RUNS_PENDING = "letta_otel.runs.pending"
+STEPS_SKIPPED = "letta_otel.steps.skipped"
+EXPORT_ATTEMPTS = "letta_otel.export.attempts"
+EXPORT_FAILURES = "letta_otel.export.failures"
+SPANS_EXPORTED = "letta_otel.spans.exported"
+LETTA_ERRORS = "letta_otel.letta.request.errors"
+LAST_POLL = "letta_otel.poll.last_success_timestamp"
+LAST_EXPORT = "letta_otel.export.last_success_timestamp"
+READY = "letta_otel.ready"
+
+SIGNAL = "letta_otel.signal"  # traces | metrics
+HTTP_STATUS = "http.response.status_code"
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    reasons: tuple[str, ...]
+    poll_age: float | None
+    export_age: float
+
+
+@dataclass
+class _HealthState:
+    started: float
+    window: float
+    last_poll: float | None = None
+    last_export: float = 0.0
+    newest_end_ns: int = 0
+    lag: float | None = None
+    steps_pending: int | None = None
+    runs_pending: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Telemetry:
+    """Instruments + readiness; also a :class:`~letta_otel.observer.BridgeObserver`."""
+
+    def __init__(
+        self,
+        *,
+        resource: Resource,
+        poll_interval: float,
+        ready_intervals: int,
+        readers: Sequence[MetricReader] = (),
+        registry: CollectorRegistry | None = None,
+        letta_server: tuple[str, int | None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self._clock = clock
+        self._letta_server = letta_server
+        now = clock()
+        self._health = _HealthState(
+            started=now, window=poll_interval * ready_intervals, last_export=now
+        )
+        self.feedback: FeedbackTracker | None = None
+        self.exporters: list[CountingMetricExporter] = []
+        self._provider = MeterProvider(resource=resource, metric_readers=list(readers))
+        meter = self._provider.get_meter(METER_NAME, __version__, schema_url=sc.SCHEMA_URL)
+
+        self._counters: dict[str, Counter] = {
+            mm.STEPS: meter.create_counter(
+                mm.STEPS, "{step}", "Letta agent steps, counted once each when settled."
+            ),
+            mm.RUNS: meter.create_counter(
+                mm.RUNS, "{run}", "Letta runs, counted once each when settled."
+            ),
+            mm.FEEDBACK: meter.create_counter(
+                mm.FEEDBACK, "{feedback}", "Feedback given to Letta steps (positive/negative)."
+            ),
+        }
+        self._histograms: dict[str, Histogram] = {
+            mm.TOKEN_USAGE: meter.create_histogram(
+                mm.TOKEN_USAGE,
+                "{token}",
+                "Number of input and output tokens used.",
+                explicit_bucket_boundaries_advisory=mm.TOKEN_BUCKETS,
+            ),
+            mm.OPERATION_DURATION: meter.create_histogram(
+                mm.OPERATION_DURATION,
+                "s",
+                "GenAI operation duration.",
+                explicit_bucket_boundaries_advisory=mm.DURATION_BUCKETS,
+            ),
+            mm.STEP_DURATION: meter.create_histogram(
+                mm.STEP_DURATION,
+                "s",
+                "Letta step duration as Letta measured it (step_ns).",
+                explicit_bucket_boundaries_advisory=mm.STEP_DURATION_BUCKETS,
+            ),
+        }
+        self._export_attempts = meter.create_counter(
+            EXPORT_ATTEMPTS, "{request}", "OTLP export attempts by signal."
+        )
+        self._export_failures = meter.create_counter(
+            EXPORT_FAILURES, "{request}", "OTLP export attempts that failed, by signal."
+        )
+        self._spans_exported = meter.create_counter(
+            SPANS_EXPORTED, "{span}", "Spans the OTLP backend confirmed."
+        )
+        self._letta_errors = meter.create_counter(
+            LETTA_ERRORS,
+            "{request}",
+            "Failed Letta API requests (each attempt), by error.type: HTTP status, "
+            "timeout, connection or invalid_json.",
+        )
+        self._skipped = meter.create_counter(
+            STEPS_SKIPPED, "{step}", "Steps Letta served in a shape that cannot be exported."
+        )
+        gauges: tuple[tuple[str, str, str, Callable[[], float | None]], ...] = (
+            (POLL_LAG, "s", "Age of the newest exported span when it was exported.", self._lag),
+            (STEPS_PENDING, "{step}", "Steps discovered but not exported yet.", self._steps),
+            (RUNS_PENDING, "{run}", "Runs discovered but not exported yet.", self._runs),
+            (LAST_POLL, "s", "Unix time of the last successful poll.", self._last_poll),
+            (LAST_EXPORT, "s", "Unix time of the last good span export.", self._last_export),
+            (READY, "1", "1 when /readyz would answer ready, else 0.", self._ready),
+        )
+        for name, unit, description, read in gauges:
+            meter.create_observable_gauge(
+                name, [_observe(read)], unit=unit, description=description
+            )
+
+    # --- readiness ------------------------------------------------------------------
+
+    def readiness(self) -> Readiness:
+        now = self._clock()
+        h = self._health
+        with h.lock:
+            last_poll, last_export = h.last_poll, h.last_export
+        reasons: list[str] = []
+        poll_age = None if last_poll is None else now - last_poll
+        export_age = now - last_export
+        if poll_age is None:
+            reasons.append("no successful poll of Letta yet")
+        elif poll_age > h.window:
+            reasons.append(f"last successful poll {poll_age:.1f}s ago (limit {h.window:g}s)")
+        if export_age > h.window:
+            reasons.append(f"span export failing for {export_age:.1f}s (limit {h.window:g}s)")
+        return Readiness(not reasons, tuple(reasons), poll_age, export_age)
+
+    # --- observer hooks (event loop thread) -----------------------------------------
+
+    def polled(self, steps: Sequence[Step]) -> None:
+        with self._health.lock:
+            self._health.last_poll = self._clock()
+        self._guard("feedback", lambda: self._observe_feedback(steps))
+
+    def exported(self, ok: bool, spans: int, newest_end_ns: int) -> None:
+        attrs = {SIGNAL: "traces"}
+        self._export_attempts.add(1, attrs)
+        if not ok:
+            self._export_failures.add(1, attrs)
+            return
+        self._spans_exported.add(spans)
+        now = self._clock()
+        h = self._health
+        with h.lock:
+            h.last_export = now
+            h.newest_end_ns = max(h.newest_end_ns, newest_end_ns)
+            h.lag = max(0.0, now - h.newest_end_ns / 1e9)
+
+    def step_accounted(self, record: StepRecord) -> None:
+        self._guard(f"step {record.step.id}", lambda: self._record(mm.step_measurements(record)))
+        self._guard("feedback", lambda: self._observe_feedback([record.step]))
+
+    def run_accounted(self, record: RunRecord) -> None:
+        self._guard(
+            f"run {record.run.id}",
+            lambda: self._record(mm.run_measurements(record, self._letta_server)),
+        )
+
+    def cycle_finished(self, report: CycleReport) -> None:
+        """End of a cycle: no failed batch means the export path is good (idle included)."""
+        if report.skipped:
+            self._skipped.add(report.skipped)
+        h = self._health
+        with h.lock:
+            h.steps_pending, h.runs_pending = report.open_steps, report.open_runs
+            if report.failed_batches == 0:
+                h.last_export = self._clock()
+
+    def letta_request_failed(self, kind: str, status: int | None) -> None:
+        attrs: dict[str, str | int] = {sc.ERROR_TYPE: kind}
+        if status is not None:
+            attrs[HTTP_STATUS] = status
+        self._letta_errors.add(1, attrs)
+
+    def metrics_exported(self, ok: bool) -> None:
+        attrs = {SIGNAL: "metrics"}
+        self._export_attempts.add(1, attrs)
+        if not ok:
+            self._export_failures.add(1, attrs)
+
+    def feedback_given(self, step: Step) -> None:
+        measurement = mm.feedback_measurement(step)
+        if measurement is not None:
+            self._record([measurement])
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _observe_feedback(self, steps: Iterable[Step]) -> None:
+        if self.feedback is not None:
+            self.feedback.observe(steps)
+
+    def _record(self, measurements: Iterable[mm.Measurement]) -> None:
+        for m in measurements:
+            if m.instrument in self._counters:
+                self._counters[m.instrument].add(m.value, m.attributes)
+            else:
+                self._histograms[m.instrument].record(m.value, m.attributes)
+
+    @staticmethod
+    def _guard(what: str, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception:  # metrics must never stop the export of spans
+            log.warning("recording metrics for %s failed", what, exc_info=True)
+
+    def _lag(self) -> float | None:
+        return self._health.lag
+
+    def _steps(self) -> float | None:
+        return self._health.steps_pending
+
+    def _runs(self) -> float | None:
+        return self._health.runs_pending
+
+    def _last_poll(self) -> float | None:
+        return self._health.last_poll
+
+    def _last_export(self) -> float | None:
+        return self._health.last_export
+
+    def _ready(self) -> float:
+        return 1.0 if self.readiness().ready else 0.0
+
+    def shutdown(self, timeout_millis: float = 10_000, *, flush: bool = True) -> None:
+        """Flush the last OTLP push (a --once run's only one) and stop the readers.
+
+        ``flush=False`` (start-up failed) drops it: its errors would only bury the real one.
+        """
+        if not flush:
+            for exporter in self.exporters:
+                exporter.discard = True
+        try:
+            self._provider.shutdown(timeout_millis=timeout_millis)
+        except Exception:
+            log.warning("stopping the metrics pipeline failed", exc_info=True)
+
+
+def _observe(read: Callable[[], float | None]) -> Callable[[CallbackOptions], list[Observation]]:
+    def callback(_: CallbackOptions) -> list[Observation]:
+        value = read()
+        return [] if value is None else [Observation(value)]
+
+    return callback
+
+
+# --- OTLP metrics exporter ----------------------------------------------------------
+
+
+class CountingMetricExporter(MetricExporter):
+    """Passes exports through and reports each result (for export attempts/failures)."""
+
+    def __init__(self, inner: MetricExporter, on_result: Callable[[bool], None]) -> None:
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,
+            preferred_aggregation=inner._preferred_aggregation,
+        )
+        self._inner = inner
+        self._on_result = on_result
+        self.discard = False  # set when the process ends before doing any work
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        if self.discard:
+            return MetricExportResult.SUCCESS
+        try:
+            result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        except Exception:
+            log.warning("the OTLP metrics exporter raised", exc_info=True)
+            result = MetricExportResult.FAILURE
+        self._on_result(result is MetricExportResult.SUCCESS)
+        return result
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+def metrics_transport(settings: Settings) -> Settings:
+    """``settings`` with the trace transport swapped for the metrics one.
+
+    The unset (None) metrics settings mean "as for traces"; the result lets the span
+    exporter's helpers (TLS, compression) serve the metric exporter unchanged.
+    """
+    own = {
+        "otlp_protocol": settings.otlp_metrics_protocol,
+        "otlp_headers": settings.otlp_metrics_headers,
+        "otlp_compression": settings.otlp_metrics_compression,
+        "otlp_timeout": settings.otlp_metrics_timeout,
+        "otlp_insecure": settings.otlp_metrics_insecure,
+        "otlp_certificate": settings.otlp_metrics_certificate,
+        "otlp_client_key": settings.otlp_metrics_client_key,
+        "otlp_client_certificate": settings.otlp_metrics_client_certificate,
+    }
+    update: dict[str, Any] = {k: v for k, v in own.items() if v is not None}
+    update["otlp_traces_endpoint"] = settings.otlp_metrics_endpoint
+    return settings.model_copy(update=update)
+
+
+def build_metric_exporter(settings: Settings) -> MetricExporter:
+    """The SDK OTLP metric exporter for the metrics transport, every setting explicit."""
+    t = metrics_transport(settings)
+    endpoint = t.otlp_traces_endpoint
+    headers = dict(t.otlp_headers)
+    if t.otlp_protocol == "grpc":
+        insecure = t.otlp_insecure
+        if insecure is None:
+            insecure = endpoint.startswith("http://")
+        return GrpcMetricExporter(
+            endpoint=endpoint,
+            insecure=insecure,
+            credentials=None if insecure else _grpc_credentials(t),
+            headers=headers,
+            timeout=t.otlp_timeout,
+            compression=_grpc_compression(t.otlp_compression),
+        )
+    return HttpMetricExporter(
+        endpoint=endpoint,
+        certificate_file=_str_or_none(t.otlp_certificate),
+        client_key_file=_str_or_none(t.otlp_client_key),
+        client_certificate_file=_str_or_none(t.otlp_client_certificate),
+        headers=headers,
+        timeout=t.otlp_timeout,
+        compression=_http_compression(t.otlp_compression),
+    )
+
+
+def build_telemetry(
+    settings: Settings,
+    resource: Resource,
+    *,
+    state: StateStore | None = None,
+    serve_metrics: bool = False,
+    letta_server: tuple[str, int | None] | None = None,
+) -> Telemetry:
+    """Telemetry with the readers the settings ask for (``serve_metrics``: /metrics)."""
+    readers: list[MetricReader] = []
+    registry: CollectorRegistry | None = None
+    if serve_metrics:
+        registry = CollectorRegistry(auto_describe=True)
+        readers.append(PrometheusMetricReader(registry=registry))
+    telemetry_ref: list[Telemetry] = []
+
+    def on_push(ok: bool) -> None:
+        if telemetry_ref:
+            telemetry_ref[0].metrics_exported(ok)
+
+    exporters: list[CountingMetricExporter] = []
+    if settings.otlp_metrics and settings.otlp_metrics_endpoint:
+        interval_ms = settings.metric_export_interval * 1000
+        timeout = metrics_transport(settings).otlp_timeout
+        exporters.append(CountingMetricExporter(build_metric_exporter(settings), on_push))
+        readers.append(
+            PeriodicExportingMetricReader(
+                exporters[0],
+                export_interval_millis=interval_ms,
+                export_timeout_millis=max(timeout * 2000, 1000),
+            )
+        )
+    elif settings.otlp_metrics:
+        log.warning(
+            "metrics are not pushed over OTLP: no metrics URL can be told from the traces "
+            "endpoint %s; set OTEL_EXPORTER_OTLP_METRICS_ENDPOINT (or LETTA_OTEL_METRICS=false "
+            "to silence this)",
+            redact_url(settings.otlp_traces_endpoint),
+        )
+    telemetry = Telemetry(
+        resource=resource,
+        poll_interval=settings.poll_interval,
+        ready_intervals=settings.ready_intervals,
+        readers=readers,
+        registry=registry,
+        letta_server=letta_server,
+    )
+    telemetry_ref.append(telemetry)
+    telemetry.exporters = exporters
+    if state is not None:
+        telemetry.feedback = FeedbackTracker(state, telemetry.feedback_given)
+    return telemetry
