@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -152,11 +153,18 @@ def listing_path(letta: FakeLettaServer) -> str:
     return r"^/v1/steps/$" if letta.steps_route == "ok" else r"^/v1/runs/$"
 
 
+def listings(letta: FakeLettaServer) -> int:
+    """Discovery listings so far (the feedback counter's ``has_feedback`` listing excluded)."""
+    path = re.compile(listing_path(letta))
+    return sum(
+        1 for r in letta.requests if path.search(r.path) and "has_feedback" not in r.query
+    )
+
+
 def wait_cycles(letta: FakeLettaServer, n: int, daemon: Daemon, timeout: float = 15) -> None:
     """Wait until the daemon started ``n`` more poll cycles (listing requests)."""
-    path = listing_path(letta)
-    target = letta.count(path) + n
-    wait_until(lambda: letta.count(path) >= target, timeout, f"{n} more poll cycles", daemon)
+    target = listings(letta) + n
+    wait_until(lambda: listings(letta) >= target, timeout, f"{n} more poll cycles", daemon)
 
 
 class SlowAnswers:
