@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from letta_otel.letta.client import LettaError
 from letta_otel.letta.models import Agent, Run, Step
@@ -302,3 +304,65 @@ def test_sampled_out_work_is_handed_to_the_observer(state: StateStore) -> None:
     )
     assert record.agent is not None and record.agent.id == AGENT
     assert [r.run.id for r in recorder.runs] == [run_id]
+
+
+run_shapes = st.lists(
+    st.tuples(
+        st.sampled_from(("completed", "failed", "cancelled", "running")),
+        st.lists(
+            st.sampled_from(("success", "failed", "cancelled", "pending")), min_size=1, max_size=4
+        ),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(shapes=run_shapes, n=st.sampled_from((1, 2, 3, 10)))
+def test_every_run_is_decided_whole(
+    tmp_path_factory: pytest.TempPathFactory, shapes: list[tuple[str, list[str]]], n: int
+) -> None:
+    path = tmp_path_factory.mktemp("prop") / "s.db"
+    store = StateStore(path)
+    try:
+        h = _harness(store, ratio=1 / n if n > 1 else 0.0)
+        runs: dict[str, list[str]] = {}
+        for r, (run_status, statuses) in enumerate(shapes):
+            run_id = f"run-{r}"
+            h.run(run_id, run_status)
+            runs[run_id] = [f"step-{r}-{i}" for i in range(len(statuses))]
+            for step_id, status in zip(runs[run_id], statuses, strict=True):
+                h.step(step_id, run_id, status)
+        plan = h.cycle()
+        sampled = {c.step_id for c in plan.sampled}
+        for run_id, step_ids in runs.items():
+            fates = {
+                ("proceed", plan.proceed[s])
+                if s in plan.proceed
+                else ("sampled", None)
+                if s in sampled
+                else ("held", None)
+                if s in plan.held
+                else ("?", None)
+                for s in step_ids
+            }
+            assert len(fates) == 1, (run_id, fates)  # all steps of a run share one fate
+            (fate, rate) = fates.pop()
+            run_status, statuses = shapes[int(run_id.split("-")[1])]
+            finished = run_status != "running" and "pending" not in statuses
+            failure = run_status in ("failed", "cancelled") or {"failed", "cancelled"} & set(
+                statuses
+            )
+            if not finished:
+                assert fate == "held"
+            elif failure:
+                assert (fate, rate) == ("proceed", 1)  # failures are never sampled out
+            else:
+                kept = n > 1 and Sampler(1 / n).keeps(run_id)
+                assert (fate, rate) == (("proceed", n) if kept else ("sampled", None))
+            assert (run_id in plan.sampled_runs) is (fate == "sampled")
+    finally:
+        store.close()
