@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -31,7 +32,7 @@ from letta_otel.selection.sampling import Sampler
 from letta_otel.settings import Settings
 from letta_otel.state import StateStore
 from tests.e2e.conftest import BridgeEnv, RunOnce, run_spans, step_spans
-from tests.fakes.letta_api import FakeLettaData, FakeLettaServer
+from tests.fakes.letta_api import FakeLettaData, FakeLettaServer, RecordedRequest
 from tests.fakes.otlp_receiver import OtlpReceiver
 
 V1 = "agent-9dda9200-eb2f-424e-b1b0-4fbc98fe2fe5"  # otel-demo-v1: 8 runs, tags letta_v1
@@ -48,8 +49,18 @@ def _roots(receiver: OtlpReceiver) -> set[str]:
     return {str(s.attributes["letta.run.id"]) for s in run_spans(receiver.spans)}
 
 
+def _recorded(letta: FakeLettaServer) -> list[RecordedRequest]:
+    """The request log once it is complete: the fake records a request just after
+    answering it, so the last entries can trail the client by a moment."""
+    deadline, seen = time.monotonic() + 2, -1
+    while time.monotonic() < deadline and len(letta.requests) != seen:
+        seen = len(letta.requests)
+        time.sleep(0.02)
+    return letta.requests
+
+
 def _queries(letta: FakeLettaServer, path: str) -> list[dict[str, list[str]]]:
-    return [r.query for r in letta.requests if r.path == path]
+    return [r.query for r in _recorded(letta) if r.path == path]
 
 
 def _prepare_models(data: FakeLettaData) -> None:
@@ -144,7 +155,7 @@ def test_each_filter_exports_the_same_set_on_both_paths(
         for query in _queries(letta, "/v1/runs/"):
             assert {k: v[0] for k, v in query.items() if k == "agent_id"} == runs_pushed
     if case == "several-agents" and letta.steps_route == "legacy400":
-        read = {r.path.split("/")[3] for r in letta.requests if r.path.endswith("/steps")}
+        read = {r.path.split("/")[3] for r in _recorded(letta) if r.path.endswith("/steps")}
         assert read == {r["id"] for r in data.runs() if r["agent_id"] == MEMGPT}
 
     # Filtered steps are settled: a second pass fetches nothing about them, sends nothing.
@@ -152,14 +163,14 @@ def test_each_filter_exports_the_same_set_on_both_paths(
     assert run_once(**env) == 0
     assert _exported(receiver) == exported
     dropped = {s["id"] for s in data.steps()} - expected
-    assert not [r for r in letta.requests if any(sid in r.path for sid in dropped)]
+    assert not [r for r in _recorded(letta) if any(sid in r.path for sid in dropped)]
 
 
 def test_filtered_out_steps_are_never_enriched(
     run_once: RunOnce, receiver: OtlpReceiver, letta: FakeLettaServer, bridge_env: BridgeEnv
 ) -> None:
     assert run_once(LETTA_OTEL_FILTER_STEP_STATUSES="failed") == 0
-    enriched = {r.path.split("/")[3] for r in letta.requests if r.path.endswith("/trace")}
+    enriched = {r.path.split("/")[3] for r in _recorded(letta) if r.path.endswith("/trace")}
     assert enriched == set(_exported(receiver))
     with sqlite3.connect(bridge_env.state_path) as db:
         states = Counter(state for (state,) in db.execute("SELECT state FROM steps"))
@@ -216,13 +227,13 @@ def test_sampling_keeps_failures_and_whole_runs_on_both_paths(
     assert {s.attributes["SampleRate"] for s in chats} == {1, 4}
 
     dropped_steps = {s["id"] for s in data.steps()} - set(exported)
-    enriched = {r.path.split("/")[3] for r in generated.requests if r.path.endswith("/trace")}
+    enriched = {r.path.split("/")[3] for r in _recorded(generated) if r.path.endswith("/trace")}
     assert not enriched & dropped_steps  # sampled-out steps cost no enrichment
 
     generated.clear_requests()
     assert run_once(LETTA_OTEL_SAMPLE_RATIO="0.25") == 0  # decisions are remembered
     assert _exported(receiver) == exported
-    assert not [r for r in generated.requests if r.path.endswith(("/trace", "/metrics"))]
+    assert not [r for r in _recorded(generated) if r.path.endswith(("/trace", "/metrics"))]
 
 
 def _runner(env: BridgeEnv, monkeypatch: pytest.MonkeyPatch) -> RunOnce:
