@@ -34,6 +34,8 @@ from letta_otel.mapping.records import RunRecord, StepRecord
 from letta_otel.mapping.spans import MappingContext, map_run, map_step
 from letta_otel.mapping.timing import to_ns
 from letta_otel.observer import BridgeObserver, NullObserver
+from letta_otel.selection.policy import Plan, Selection
+from letta_otel.selection.sampling import with_sample_rate
 from letta_otel.state import OpenStep, StateStore
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,12 @@ class CycleReport:
     letta_errors: int = 0
     open_steps: int = 0
     open_runs: int = 0
+    # Filters and sampling (letta_otel.selection): settled without being exported.
+    filtered_steps: int = 0
+    filtered_runs: int = 0
+    sampled_out_steps: int = 0
+    sampled_out_runs: int = 0
+    held_steps: int = 0  # finished, waiting for their run's sampling decision
     newest_exported_ns: int | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -98,6 +106,7 @@ class Bridge:
         options: BridgeOptions,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         observer: BridgeObserver | None = None,
+        selection: Selection | None = None,
     ) -> None:
         self.discovery = discovery
         self._observer = observer or NullObserver()
@@ -107,6 +116,7 @@ class Bridge:
         self._context = context
         self._options = options
         self._clock = clock
+        self._selection = selection if selection is not None and selection.active else None
         self._last_prune: datetime | None = None
         # Fraction of the configured batch bounds in use: halved after a failed export
         # (a batch the backend finds too large gets split), restored after successes.
@@ -140,16 +150,26 @@ class Bridge:
         pins: dict[str, int] = {}
         known = {s.id: s for s in fresh}
         open_steps = self._state.open_steps()
+        todo, rates, plan = open_steps, dict[str, int | None](), Plan()
+        if self._selection is not None:
+            plan = await self._select(self._selection, open_steps, known, now_ns, report)
+            todo, rates = [o for o in open_steps if o.step_id in plan.proceed], plan.proceed
         results = await asyncio.gather(
             *(
-                self._step_unit(o, known.get(o.step_id), now_ns, once, pins, report)
-                for o in open_steps
+                self._step_unit(
+                    o, known.get(o.step_id), now_ns, once, pins, report, rates.get(o.step_id)
+                )
+                for o in todo
             )
         )
         step_units = [u for u in results if u is not None]
-        settled = {sid for u in step_units for sid in u.step_ids}
+        settled = {sid for u in step_units for sid in u.step_ids} | plan.settled_ids
         still_open = {o.run_id for o in open_steps if o.step_id not in settled and o.run_id}
-        run_units = await self._run_units(still_open, now_ns, pins, report)
+        runs_of = {o.step_id: o.run_id for o in open_steps}
+        kept_now = {runs_of[sid] or "" for u in step_units for sid in u.step_ids}
+        run_units = await self._run_units(
+            still_open | plan.busy_runs, now_ns, pins, report, kept_now
+        )
 
         if pins:
             self._state.set_run_trace_ids(
@@ -171,6 +191,28 @@ class Bridge:
             self._state.mark_skipped(invalid, now_ns=now_ns)
             report.skipped += len(invalid)
 
+    # --- filters and sampling ----------------------------------------------------------
+
+    async def _select(
+        self,
+        selection: Selection,
+        open_steps: list[OpenStep],
+        known: dict[str, Step],
+        now_ns: int,
+        report: CycleReport,
+    ) -> Plan:
+        """Filters and sampling sort the open steps and settle what they drop."""
+        plan = await selection.select(open_steps, known, self._state, now_ns=now_ns)
+        for doing, exc in plan.errors:
+            self._letta_error(report, doing, exc)
+        report.filtered_steps += len(plan.filtered)
+        report.sampled_out_steps += len(plan.sampled)
+        report.sampled_out_runs += len(plan.sampled_runs)
+        report.held_steps += len(plan.held)
+        report.waiting += len(plan.held)
+        await selection.account(plan, self._observer, now_ns=now_ns)
+        return plan
+
     # --- steps ----------------------------------------------------------------------
 
     async def _step_unit(  # noqa: PLR0917
@@ -181,6 +223,7 @@ class Bridge:
         once: bool,
         pins: dict[str, int],
         report: CycleReport,
+        sample_rate: int | None = None,
     ) -> Unit | None:
         try:
             if step is None:
@@ -228,6 +271,8 @@ class Bridge:
             self._observer.step_accounted(record)
             report.skipped += 1
             return None
+        if sample_rate is not None:
+            spans = with_sample_rate(spans, sample_rate)
         return Unit(spans, step_ids=(step.id,), records=(record,))
 
     def _step_trace_id(self, step: Step, pins: dict[str, int]) -> int:
@@ -246,16 +291,45 @@ class Bridge:
     # --- runs -----------------------------------------------------------------------
 
     async def _run_units(
-        self, busy: set[str], now_ns: int, pins: dict[str, int], report: CycleReport
+        self,
+        busy: set[str],
+        now_ns: int,
+        pins: dict[str, int],
+        report: CycleReport,
+        kept_now: set[str],
     ) -> list[Unit]:
         candidates = [rid for rid in self._state.open_run_ids() if rid not in busy]
+        rates: dict[str, int | None] = {}
+        none_kept: list[str] = []
+        if self._selection is not None:
+            rates, none_kept = self._selection.root_rates(candidates, kept_now, self._state)
+            candidates = [rid for rid in candidates if rid in rates]
         results = await asyncio.gather(
-            *(self._run_unit(rid, now_ns, pins, report) for rid in candidates)
+            *(self._run_unit(rid, now_ns, pins, report, rates.get(rid)) for rid in candidates)
         )
+        done = await asyncio.gather(*(self._run_without_steps(rid, report) for rid in none_kept))
+        filtered = [rid for rid in done if rid is not None]
+        if filtered:
+            self._state.record_selection(now_ns=now_ns, filtered_runs=filtered)
+            report.filtered_runs += len(filtered)
         return [u for u in results if u is not None]
 
+    async def _run_without_steps(self, run_id: str, report: CycleReport) -> str | None:
+        """A run whose steps were all filtered out gets no root; settled once terminal."""
+        try:
+            run = await self._enricher.run(run_id)
+        except LettaError as exc:
+            self._letta_error(report, f"fetching run {run_id}", exc)
+            return None
+        return run_id if run is None or run.is_terminal else None
+
     async def _run_unit(
-        self, run_id: str, now_ns: int, pins: dict[str, int], report: CycleReport
+        self,
+        run_id: str,
+        now_ns: int,
+        pins: dict[str, int],
+        report: CycleReport,
+        sample_rate: int | None = None,
     ) -> Unit | None:
         try:
             run = await self._enricher.run(run_id)
@@ -278,7 +352,8 @@ class Bridge:
             self._observer.run_accounted(record)
             report.skipped += 1
             return None
-        return Unit([span], run_ids=(run_id,), records=(record,))
+        spans = [span] if sample_rate is None else with_sample_rate([span], sample_rate)
+        return Unit(spans, run_ids=(run_id,), records=(record,))
 
     def _run_trace_id(self, run: Run, pins: dict[str, int]) -> int:
         if self._options.adopt_letta_trace_id:

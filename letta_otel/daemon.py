@@ -31,6 +31,9 @@ from letta_otel.mapping import ids
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.spans import MappingContext, endpoint_address
 from letta_otel.observer import BridgeObserver
+from letta_otel.selection.filters import StepFilters
+from letta_otel.selection.policy import Selection
+from letta_otel.selection.sampling import Sampler
 from letta_otel.settings import Settings
 from letta_otel.state import StateError, StateStore
 from letta_otel.telemetry import Telemetry, build_telemetry
@@ -77,6 +80,17 @@ def build_client(
     )
 
 
+def build_filters(settings: Settings) -> StepFilters:
+    return StepFilters.of(
+        agent_ids=settings.filter_agent_ids,
+        agent_tags=settings.filter_agent_tags,
+        models=settings.filter_models,
+        model_handles=settings.filter_model_handles,
+        project_ids=settings.filter_project_ids,
+        step_statuses=settings.filter_step_statuses,
+    )
+
+
 async def _build_bridge(  # noqa: PLR0917
     settings: Settings,
     client: LettaClient,
@@ -86,15 +100,25 @@ async def _build_bridge(  # noqa: PLR0917
     observer: BridgeObserver | None = None,
 ) -> Bridge:
     max_pages = None if once else 50
+    filters = build_filters(settings)
     try:
         discovery = await choose_discovery(
             client,
             settings.discovery,
             lambda: StepsDiscovery(
-                client, settings.initial_lookback, max_pages, reread_window=settings.reread_window
+                client,
+                settings.initial_lookback,
+                max_pages,
+                extra_params=filters.steps_query(),
+                reread_window=settings.reread_window,
             ),
             lambda: RunsDiscovery(
-                client, settings.initial_lookback, max_pages, reread_window=settings.reread_window
+                client,
+                settings.initial_lookback,
+                max_pages,
+                run_filters=filters.runs_query(),
+                reread_window=settings.reread_window,
+                keep_run=filters.keeps_run if len(filters.agent_ids) > 1 else None,
             ),
         )
     except LettaAuthError as exc:
@@ -104,9 +128,13 @@ async def _build_bridge(  # noqa: PLR0917
             f"cannot reach Letta at LETTA_BASE_URL={settings.letta_base_url}: {exc}"
         ) from None
     log.info("discovering steps through /v1/%s/", discovery.name)
+    pushed = filters.steps_query() if discovery.name == "steps" else filters.runs_query()
+    if pushed:
+        log.info("filters sent to Letta with each listing: %s", pushed)
+    enricher = Enricher(client, max_in_flight=settings.max_concurrency)
     return Bridge(
         discovery=discovery,
-        enricher=Enricher(client, max_in_flight=settings.max_concurrency),
+        enricher=enricher,
         sink=sink,
         state=state,
         context=build_context(settings),
@@ -118,6 +146,12 @@ async def _build_bridge(  # noqa: PLR0917
             max_batch_bytes=settings.max_batch_bytes,
         ),
         observer=observer,
+        selection=Selection(
+            filters,
+            Sampler(settings.sample_ratio),
+            enricher,
+            pending_timeout=settings.pending_timeout,
+        ),
     )
 
 
@@ -216,7 +250,24 @@ def summarize(report: CycleReport, seconds: float) -> str:
         f"exported_steps={report.exported_steps} exported_runs={report.exported_runs} "
         f"spans={report.spans} batches={report.batches} failed_batches={report.failed_batches} "
         f"waiting={report.waiting} open_steps={report.open_steps} open_runs={report.open_runs} "
-        f"skipped={report.skipped} letta_errors={report.letta_errors}{lag} took={seconds:.2f}s"
+        f"skipped={report.skipped} letta_errors={report.letta_errors}{_selected(report)}{lag} "
+        f"took={seconds:.2f}s"
+    )
+
+
+def _selected(report: CycleReport) -> str:
+    """Filter and sampling counters, when there is anything to say."""
+    counts = (
+        report.filtered_steps,
+        report.filtered_runs,
+        report.sampled_out_steps,
+        report.sampled_out_runs,
+        report.held_steps,
+    )
+    if not any(counts):
+        return ""
+    return (
+        f" filtered={counts[0]}/{counts[1]} sampled_out={counts[2]}/{counts[3]} held={counts[4]}"
     )
 
 

@@ -81,6 +81,15 @@ from letta_otel._config_parsing import (
     redact_url,
     suggest,
 )
+from letta_otel.selection.config import (
+    format_sample_ratio,
+    parse_agent_ids,
+    parse_model_handles,
+    parse_sample_ratio,
+    parse_step_statuses,
+    parse_str_list,
+    show_list,
+)
 
 __all__ = [
     "ENV_VARS",
@@ -134,6 +143,13 @@ ENV_ADOPT_LETTA_TRACE_ID = "LETTA_OTEL_ADOPT_LETTA_TRACE_ID"
 ENV_MAX_CONCURRENCY = "LETTA_OTEL_MAX_CONCURRENCY"
 ENV_MAX_BATCH_SPANS = "LETTA_OTEL_MAX_BATCH_SPANS"
 ENV_MAX_BATCH_BYTES = "LETTA_OTEL_MAX_BATCH_BYTES"
+ENV_FILTER_AGENT_IDS = "LETTA_OTEL_FILTER_AGENT_IDS"
+ENV_FILTER_AGENT_TAGS = "LETTA_OTEL_FILTER_AGENT_TAGS"
+ENV_FILTER_MODELS = "LETTA_OTEL_FILTER_MODELS"
+ENV_FILTER_MODEL_HANDLES = "LETTA_OTEL_FILTER_MODEL_HANDLES"
+ENV_FILTER_PROJECT_IDS = "LETTA_OTEL_FILTER_PROJECT_IDS"
+ENV_FILTER_STEP_STATUSES = "LETTA_OTEL_FILTER_STEP_STATUSES"
+ENV_SAMPLE_RATIO = "LETTA_OTEL_SAMPLE_RATIO"
 
 # --- metrics and health (issue #4) ---
 ENV_METRICS = "LETTA_OTEL_METRICS"
@@ -246,6 +262,13 @@ class Settings(BaseModel, frozen=True, extra="forbid"):
     metric_export_interval: float = 15.0
     health_addr: str | None = DEFAULT_HEALTH_ADDR
     ready_intervals: int = 12
+    filter_agent_ids: tuple[str, ...] = ()
+    filter_agent_tags: tuple[str, ...] = ()
+    filter_models: tuple[str, ...] = ()
+    filter_model_handles: tuple[str, ...] = ()
+    filter_project_ids: tuple[str, ...] = ()
+    filter_step_statuses: tuple[str, ...] = ()
+    sample_ratio: float = 1.0
 
     @model_validator(mode="before")
     @classmethod
@@ -348,6 +371,7 @@ class SettingSpec:
     show: Callable[[Any], str] = _show
     redact: Callable[[Any], Any] | None = None
     default_doc: str | None = None
+    repeatable: bool = False  # the flag may be given several times (a list setting)
 
     @property
     def override_keys(self) -> tuple[str, ...]:
@@ -454,6 +478,7 @@ def derive_metrics_endpoint(
 
 
 _DURATION_HELP = "Duration: 90s, 15m, 1h, 2d, 1h30m, plain seconds (3600) or ISO-8601 (PT1H)."
+_FILTER_HELP = "Comma-separated; the flag can be repeated; set filters must all match."
 _TLS_FILE = "PEM file; must exist and be readable."
 _AS_TRACES = "Unset: OTEL_EXPORTER_OTLP_*, else the traces setting."
 _AS_TRACES_DOC = "as for traces"
@@ -851,6 +876,93 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         env=(ENV_READY_INTERVALS,),
         toml=("health.ready_intervals",),
         metavar="N",
+    ),
+    # --- choosing what to export (letta_otel.selection) --------------------------------
+    SettingSpec(
+        "filter_agent_ids",
+        f"Export only steps of these agents (agent ids). One id is sent to Letta as the "
+        f"agent_id query; several are matched here. {_FILTER_HELP}",
+        parse_agent_ids,
+        env=(ENV_FILTER_AGENT_IDS,),
+        toml=("filter.agent_ids",),
+        keys=("filter_agent_id",),
+        metavar="AGENT_ID",
+        show=show_list,
+        repeatable=True,
+    ),
+    SettingSpec(
+        "filter_agent_tags",
+        f"Export only steps of agents carrying any of these tags (looked up per agent, "
+        f"cached 10 minutes). {_FILTER_HELP}",
+        parse_str_list,
+        env=(ENV_FILTER_AGENT_TAGS,),
+        toml=("filter.agent_tags",),
+        keys=("filter_agent_tag",),
+        metavar="TAG",
+        show=show_list,
+        repeatable=True,
+    ),
+    SettingSpec(
+        "filter_models",
+        f"Export only steps of these model names (step.model, e.g. gpt-4o-mini). One name is "
+        f"sent to Letta as the model query. {_FILTER_HELP}",
+        parse_str_list,
+        env=(ENV_FILTER_MODELS,),
+        toml=("filter.models",),
+        keys=("filter_model",),
+        metavar="MODEL",
+        show=show_list,
+        repeatable=True,
+    ),
+    SettingSpec(
+        "filter_model_handles",
+        f"Export only steps of these model handles (step.model_handle, provider/model, e.g. "
+        f"openai/gpt-4o-mini); matched here. {_FILTER_HELP}",
+        parse_model_handles,
+        env=(ENV_FILTER_MODEL_HANDLES,),
+        toml=("filter.model_handles",),
+        keys=("filter_model_handle",),
+        metavar="HANDLE",
+        show=show_list,
+        repeatable=True,
+    ),
+    SettingSpec(
+        "filter_project_ids",
+        f"Export only steps of these Letta Cloud projects (step.project_id). One id is sent "
+        f"to Letta as the project_id query. {_FILTER_HELP}",
+        parse_str_list,
+        env=(ENV_FILTER_PROJECT_IDS,),
+        toml=("filter.project_ids",),
+        keys=("filter_project_id",),
+        metavar="PROJECT_ID",
+        show=show_list,
+        repeatable=True,
+    ),
+    SettingSpec(
+        "filter_step_statuses",
+        f"Export only steps with these statuses: success, failed, cancelled, incomplete "
+        f"(still pending after pending_timeout). A run's root span goes out when at least "
+        f"one of its steps does. {_FILTER_HELP}",
+        parse_step_statuses,
+        env=(ENV_FILTER_STEP_STATUSES,),
+        toml=("filter.step_statuses",),
+        keys=("filter_step_status",),
+        metavar="STATUS",
+        show=show_list,
+        repeatable=True,
+    ),
+    SettingSpec(
+        "sample_ratio",
+        "Share of successful runs exported, decided per run from its id: 1 (all), 0 (none) "
+        "or 1/N (0.5, 0.1, 1/3, 5%). Runs with a failed, cancelled or incomplete step, or "
+        "a failed, cancelled or expired status, are always exported whole. Below 1, kept "
+        "spans carry SampleRate=N (1 for failures), and a run's steps are exported once the "
+        "run has finished.",
+        parse_sample_ratio,
+        env=(ENV_SAMPLE_RATIO,),
+        toml=("sampling.ratio",),
+        metavar="RATIO",
+        show=format_sample_ratio,
     ),
 )
 
@@ -1382,6 +1494,15 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
                     dest=key,
                     default=None,
                     action=argparse.BooleanOptionalAction,
+                    help=_flag_help(spec, index),
+                )
+            elif spec.repeatable:
+                group.add_argument(
+                    flag,
+                    dest=key,
+                    default=None,
+                    action="append",
+                    metavar=spec.metavar or "VALUE",
                     help=_flag_help(spec, index),
                 )
             else:

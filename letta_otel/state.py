@@ -15,31 +15,41 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS steps (
+# Step and run states. ``filtered`` (the operator's filters drop it) and ``sampled``
+# (sampled out, see letta_otel.selection) are settled like ``exported``: never fetched
+# again, pruned after the retention. A run is ``filtered`` when none of its steps is kept:
+# its root span is not sent.
+_STEPS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
     step_id TEXT PRIMARY KEY,
     run_id TEXT,
-    state TEXT NOT NULL CHECK (state IN ('open', 'exported', 'skipped')),
+    state TEXT NOT NULL
+        CHECK (state IN ('open', 'exported', 'skipped', 'filtered', 'sampled')),
     last_status TEXT,
     first_seen_ns INTEGER NOT NULL,
     updated_ns INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS steps_state ON steps (state, first_seen_ns);
-CREATE TABLE IF NOT EXISTS runs (
+"""
+_RUNS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
     run_id TEXT PRIMARY KEY,
-    state TEXT NOT NULL CHECK (state IN ('open', 'exported')),
+    state TEXT NOT NULL CHECK (state IN ('open', 'exported', 'filtered', 'sampled')),
     trace_id TEXT,
     first_seen_ns INTEGER NOT NULL,
-    updated_ns INTEGER NOT NULL
+    updated_ns INTEGER NOT NULL,
+    sample_rate INTEGER
 );
+"""
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS steps_state ON steps (state, first_seen_ns);
+CREATE INDEX IF NOT EXISTS steps_run ON steps (run_id);
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state, first_seen_ns);
 CREATE TABLE IF NOT EXISTS feedback (
     step_id TEXT PRIMARY KEY,
@@ -47,6 +57,23 @@ CREATE TABLE IF NOT EXISTS feedback (
     seen_ns INTEGER NOT NULL
 );
 """
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    + _STEPS_TABLE.format(name="steps")
+    + _RUNS_TABLE.format(name="runs")
+)
+# v1 -> v2: the two new states need new CHECK constraints, which SQLite can only get
+# by rebuilding the tables (they hold at most a day of entries); runs gain sample_rate.
+_MIGRATE_V1 = (
+    _STEPS_TABLE.format(name="steps_v2")
+    + "INSERT INTO steps_v2 (step_id, run_id, state, last_status, first_seen_ns, updated_ns) "
+    "SELECT step_id, run_id, state, last_status, first_seen_ns, updated_ns FROM steps;"
+    "DROP TABLE steps; ALTER TABLE steps_v2 RENAME TO steps;"
+    + _RUNS_TABLE.format(name="runs_v2")
+    + "INSERT INTO runs_v2 (run_id, state, trace_id, first_seen_ns, updated_ns) "
+    "SELECT run_id, state, trace_id, first_seen_ns, updated_ns FROM runs;"
+    "DROP TABLE runs; ALTER TABLE runs_v2 RENAME TO runs;"
+)
 
 
 class StateError(Exception):
@@ -67,6 +94,21 @@ class OpenRun:
     first_seen_ns: int
 
 
+@dataclass(frozen=True)
+class RunSelection:
+    """What filters and sampling need to know about a run already in the state."""
+
+    state: str
+    sample_rate: int | None
+    exported_steps: int
+    skipped_steps: int
+
+    @property
+    def kept_steps(self) -> int:
+        """Steps exported or skipped (unusable data): the run's root span is due."""
+        return self.exported_steps + self.skipped_steps
+
+
 class StateStore:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -77,6 +119,7 @@ class StateStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             self._check_schema()
+            self._db.executescript(_INDEXES)
         except sqlite3.Error as exc:
             self._release_lock()
             raise StateError(f"cannot use state file {path}: {exc}") from None
@@ -113,6 +156,12 @@ class StateStore:
                 f"state file {self.path} was written by a newer letta-otel "
                 f"(schema {found} > {SCHEMA_VERSION}); upgrade letta-otel or use another file"
             )
+        elif int(found) == 1:
+            with self.transaction() as db:
+                for statement in _MIGRATE_V1.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                self.set_meta("schema_version", str(SCHEMA_VERSION), db)
 
     def close(self) -> None:
         try:
@@ -213,8 +262,9 @@ class StateStore:
         return [r.run_id for r in self.open_runs()]
 
     def runs_exported_since(self, since_ns: int) -> set[str]:
+        """Runs settled (exported, sampled out or filtered) since ``since_ns``."""
         rows = self._db.execute(
-            "SELECT run_id FROM runs WHERE state = 'exported' AND updated_ns >= ?", (since_ns,)
+            "SELECT run_id FROM runs WHERE state != 'open' AND updated_ns >= ?", (since_ns,)
         )
         return {str(row[0]) for row in rows}
 
@@ -276,6 +326,78 @@ class StateStore:
                 [(s, now_ns, now_ns) for s in step_ids],
             )
 
+    # --- selection (filters and sampling) --------------------------------------------
+
+    def run_selection_info(self, run_ids: Iterable[str]) -> dict[str, RunSelection]:
+        """State, SampleRate and counts of exported and skipped steps of known runs."""
+        ids = list(dict.fromkeys(run_ids))
+        found: dict[str, RunSelection] = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT r.run_id, r.state, r.sample_rate, "
+                "COALESCE(SUM(s.state = 'exported'), 0), COALESCE(SUM(s.state = 'skipped'), 0) "
+                "FROM runs r LEFT JOIN steps s ON s.run_id = r.run_id "
+                f"WHERE r.run_id IN ({marks}) GROUP BY r.run_id",
+                chunk,
+            )
+            for run_id, state, rate, exported, skipped in rows:
+                found[str(run_id)] = RunSelection(str(state), rate, int(exported), int(skipped))
+        return found
+
+    def record_selection(
+        self,
+        *,
+        now_ns: int,
+        filtered: Iterable[tuple[str, str | None]] = (),
+        sampled: Iterable[tuple[str, str | None]] = (),
+        sampled_runs: Iterable[str] = (),
+        filtered_runs: Iterable[str] = (),
+        kept_runs: Mapping[str, int] | None = None,
+        reopened_runs: Iterable[str] = (),
+    ) -> None:
+        """Settle what filters and sampling decided, in one transaction.
+
+        Steps (id, run id) become ``filtered`` or ``sampled``; runs ``sampled`` or
+        ``filtered`` (only while open); ``kept_runs`` pins the SampleRate a kept run's
+        spans carry; ``reopened_runs`` go back to ``open`` with their sampled-out steps
+        (a late failure arrived: the run is decided again, whole).
+        """
+        with self.transaction() as db:
+            for run_id in reopened_runs:
+                db.execute(
+                    "UPDATE runs SET state = 'open', updated_ns = ? "
+                    "WHERE run_id = ? AND state IN ('sampled', 'filtered')",
+                    (now_ns, run_id),
+                )
+                db.execute(
+                    "UPDATE steps SET state = 'open', updated_ns = ? "
+                    "WHERE run_id = ? AND state = 'sampled'",
+                    (now_ns, run_id),
+                )
+            for state, steps in (("filtered", filtered), ("sampled", sampled)):
+                db.executemany(
+                    "INSERT INTO steps (step_id, run_id, state, first_seen_ns, updated_ns) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(step_id) DO UPDATE SET "
+                    "state = excluded.state, run_id = COALESCE(steps.run_id, excluded.run_id), "
+                    "updated_ns = excluded.updated_ns WHERE steps.state = 'open'",
+                    [(sid, rid, state, now_ns, now_ns) for sid, rid in steps],
+                )
+            for state, runs in (("sampled", sampled_runs), ("filtered", filtered_runs)):
+                db.executemany(
+                    "INSERT INTO runs (run_id, state, first_seen_ns, updated_ns) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET "
+                    "state = excluded.state, updated_ns = excluded.updated_ns "
+                    "WHERE runs.state = 'open'",
+                    [(rid, state, now_ns, now_ns) for rid in runs],
+                )
+            db.executemany(
+                "INSERT INTO runs (run_id, state, first_seen_ns, updated_ns, sample_rate) "
+                "VALUES (?, 'open', ?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET "
+                "sample_rate = excluded.sample_rate",
+                [(rid, now_ns, now_ns, rate) for rid, rate in (kept_runs or {}).items()],
+            )
+
     def prune(self, *, older_than_ns: int) -> int:
         """Forget exported entries last touched before ``older_than_ns``; open ones stay."""
         with self.transaction() as db:
@@ -286,7 +408,7 @@ class StateStore:
                 (older_than_ns,),
             ).rowcount
             runs = db.execute(
-                "DELETE FROM runs WHERE state = 'exported' AND updated_ns < ?", (older_than_ns,)
+                "DELETE FROM runs WHERE state != 'open' AND updated_ns < ?", (older_than_ns,)
             ).rowcount
         return int(steps) + int(runs)
 

@@ -705,10 +705,18 @@ def test_bug_run_ttft_exceeds_int64() -> None:
         _step_record(trace={"created_at": "1969-12-31T23:59:59Z"}),
         # A huge finite latency pushes the LLM start below zero.
         _step_record(trace={"created_at": "2026-11-21T22:55:37Z", "latency_ms": 1e300}),
+        # A huge negative latency overflowed to -inf when scaled to ns.
+        _step_record(trace={"created_at": "2026-11-21T22:55:37Z", "latency_ms": -1.8e302}),
         # Start + duration beyond 2**64 - 1.
         _step_record(metrics={"step_start_ns": 1_795_301_736_848_586_240, "step_ns": 2**64}),
     ],
-    ids=["negative-start", "pre-epoch-trace", "huge-latency", "end-overflow"],
+    ids=[
+        "negative-start",
+        "pre-epoch-trace",
+        "huge-latency",
+        "huge-negative-latency",
+        "end-overflow",
+    ],
 )
 def test_bug_step_timestamps_outside_otlp_range(record: StepRecord) -> None:
     _assert_step_maps_cleanly(record)

@@ -89,3 +89,111 @@ def test_run_trace_id_pin_is_first_writer_wins(store: StateStore) -> None:
     store.set_run_trace_ids([("run-1", "a" * 32)], now_ns=1)
     store.set_run_trace_ids([("run-1", "b" * 32)], now_ns=2)
     assert store.run_trace_id("run-1") == "a" * 32
+
+
+# --- filters and sampling (schema 2) ---------------------------------------------------
+
+_V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE steps (
+    step_id TEXT PRIMARY KEY, run_id TEXT,
+    state TEXT NOT NULL CHECK (state IN ('open', 'exported', 'skipped')),
+    last_status TEXT, first_seen_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL);
+CREATE INDEX steps_state ON steps (state, first_seen_ns);
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY, state TEXT NOT NULL CHECK (state IN ('open', 'exported')),
+    trace_id TEXT, first_seen_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL);
+CREATE INDEX runs_state ON runs (state, first_seen_ns);
+INSERT INTO meta VALUES ('schema_version', '1'), ('steps.cursor', 'step-b');
+INSERT INTO steps VALUES ('step-a', 'run-1', 'exported', 'success', 1, 2),
+                         ('step-b', 'run-1', 'open', 'pending', 3, 3);
+INSERT INTO runs VALUES ('run-1', 'open', 'ab', 1, 1), ('run-0', 'exported', NULL, 1, 2);
+"""
+
+
+def test_schema_1_file_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(_V1_SCHEMA)
+    store = StateStore(path)
+    try:
+        assert store.get_meta("schema_version") == "2"
+        assert store.get_meta("steps.cursor") == "step-b"
+        assert [o.step_id for o in store.open_steps()] == ["step-b"]
+        assert store.step_state("step-a") == "exported"
+        assert store.run_trace_id("run-1") == "ab"
+        assert store.run_state("run-0") == "exported"
+        store.record_selection(now_ns=5, filtered=[("step-b", "run-1")], filtered_runs=["run-1"])
+        assert (store.step_state("step-b"), store.run_state("run-1")) == ("filtered", "filtered")
+        indexes = {row[0] for row in store._db.execute("SELECT name FROM sqlite_master")}
+        assert {"steps_state", "steps_run", "runs_state"} <= indexes
+    finally:
+        store.close()
+    StateStore(path).close()  # reopening a migrated file is a no-op
+
+
+def test_selection_settles_steps_and_runs(store: StateStore) -> None:
+    store.record_discovered(
+        [("s1", "run-1", "success"), ("s2", "run-1", "success"), ("s3", "run-2", "failed")],
+        now_ns=1,
+        run_ids=["run-1", "run-2"],
+    )
+    store.record_selection(
+        now_ns=2,
+        sampled=[("s1", "run-1"), ("s2", "run-1")],
+        sampled_runs=["run-1"],
+        kept_runs={"run-2": 1},
+    )
+    assert store.open_steps()[0].step_id == "s3"
+    assert store.settled_step_ids(["s1", "s2", "s3"]) == {"s1", "s2"}
+    assert store.open_run_ids() == ["run-2"]
+    store.mark_exported(step_ids=["s3"], run_ids=[], now_ns=3)
+    info = store.run_selection_info(["run-1", "run-2", "run-x"])
+    assert set(info) == {"run-1", "run-2"}
+    assert (info["run-1"].state, info["run-1"].sample_rate, info["run-1"].kept_steps) == (
+        "sampled",
+        None,
+        0,
+    )
+    assert (info["run-2"].state, info["run-2"].sample_rate, info["run-2"].exported_steps) == (
+        "open",
+        1,
+        1,
+    )
+    assert store.runs_exported_since(2) == {"run-1"}  # settled runs are re-read for late steps
+    counts = store.counts()
+    assert (counts["steps_sampled"], counts["runs_sampled"]) == (2, 1)
+
+
+def test_reopening_a_sampled_run_reopens_its_sampled_steps_only(store: StateStore) -> None:
+    store.record_discovered(
+        [("s1", "run-1", "success"), ("s2", "run-1", "success"), ("s3", "run-1", "success")],
+        now_ns=1,
+        run_ids=["run-1"],
+    )
+    store.record_selection(
+        now_ns=2,
+        filtered=[("s3", "run-1")],
+        sampled=[("s1", "run-1"), ("s2", "run-1")],
+        sampled_runs=["run-1"],
+    )
+    store.record_selection(now_ns=3, reopened_runs=["run-1"])
+    assert store.run_state("run-1") == "open"
+    assert [o.step_id for o in store.open_steps()] == ["s1", "s2"]
+    assert store.step_state("s3") == "filtered"
+
+
+def test_selection_never_overrides_an_exported_step_or_run(store: StateStore) -> None:
+    store.record_discovered([("s1", "run-1", "success")], now_ns=1, run_ids=["run-1"])
+    store.mark_exported(step_ids=["s1"], run_ids=["run-1"], now_ns=2)
+    store.record_selection(
+        now_ns=3, sampled=[("s1", "run-1")], sampled_runs=["run-1"], filtered_runs=["run-1"]
+    )
+    assert (store.step_state("s1"), store.run_state("run-1")) == ("exported", "exported")
+
+
+def test_prune_forgets_settled_runs_too(store: StateStore) -> None:
+    store.record_discovered([("s1", "run-1", "success")], now_ns=1, run_ids=["run-1"])
+    store.record_selection(now_ns=1, sampled=[("s1", "run-1")], sampled_runs=["run-1"])
+    assert store.prune(older_than_ns=100) == 2
+    assert (store.step_state("s1"), store.run_state("run-1")) == (None, None)

@@ -154,6 +154,8 @@ class RunsDiscovery:
     run_filters: dict[str, Any] = field(default_factory=dict)
     reread_window: timedelta = DEFAULT_REREAD_WINDOW
     name: str = "runs"
+    # Client-side filter on listed runs (e.g. several agent ids): others' steps are not read.
+    keep_run: Callable[[Run], bool] | None = None
     # Which cursor parameter yields the next (older) page of a newest-first listing.
     # Letta 0.16.8 answers ``before`` where its docs say ``after``; we find out.
     _next_param: PageParam | None = None
@@ -180,7 +182,10 @@ class RunsDiscovery:
             state.runs_exported_since(_ns(now - LATE_STEP_HORIZON)) if reread else set[str]()
         )
         to_read = [
-            r for r in listed.values() if r.id in recent or state.run_state(r.id) != "exported"
+            r
+            for r in listed.values()
+            if (r.id in recent or state.run_state(r.id) in (None, "open"))
+            and (self.keep_run is None or self.keep_run(r))
         ]
         open_ids = [rid for rid in state.open_run_ids() if rid not in listed]
         found.runs.update({r.id: r for r in to_read})

@@ -81,6 +81,14 @@ class Enricher:
         return await task
 
     async def agent(self, agent_id: str | None) -> Agent | None:
+        try:
+            return await self.lookup_agent(agent_id)
+        except Exception:
+            return None  # the name is optional
+
+    async def lookup_agent(self, agent_id: str | None) -> Agent | None:
+        """The agent (cached ``agent_ttl``), None if it does not exist; a failed lookup
+        raises (``LettaError``) and is not cached. For callers that must not guess."""
         if not agent_id:
             return None
         cached = self._agents.get(agent_id)
@@ -91,6 +99,6 @@ class Enricher:
         try:
             return await cached[1]
         except Exception:
-            # A failed lookup must not be cached; the name is optional anyway.
-            self._agents.pop(agent_id, None)
-            return None
+            if self._agents.get(agent_id) is cached:
+                del self._agents[agent_id]
+            raise
