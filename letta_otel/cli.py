@@ -67,8 +67,9 @@ def _settings(ns: argparse.Namespace) -> Settings:
 
 def _secrets(settings: Settings) -> list[str]:
     secrets = list(settings.otlp_headers.values())
-    if settings.letta_api_key is not None:
-        secrets.append(settings.letta_api_key.get_secret_value())
+    for key in (settings.letta_api_key, settings.honeycomb_api_key):
+        if key is not None:
+            secrets.append(key.get_secret_value())
     return secrets
 
 
