@@ -1,4 +1,4 @@
-"""Command line: ``letta-otel run [--once]`` and ``letta-otel trace-id``.
+"""Command line: ``letta-otel run [--once]``, ``letta-otel doctor`` and ``letta-otel trace-id``.
 
 Exit codes: 0 success (also after SIGINT/SIGTERM), 1 an export or Letta request
 failed in ``--once`` mode, 2 bad configuration or an unusable endpoint/state file.
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from letta_otel import __version__
 from letta_otel.daemon import Daemon, StartupError
+from letta_otel.doctor import doctor
 from letta_otel.logs import setup_logging
 from letta_otel.mapping import ids
 from letta_otel.settings import (
@@ -51,6 +52,16 @@ def _parser() -> argparse.ArgumentParser:
         help="export everything that is terminal now, then exit (non-zero if anything failed)",
     )
     add_settings_arguments(run)
+
+    check = commands.add_parser(
+        "doctor",
+        help="check the configuration, Letta, the OTLP backend and the state file",
+        description="Check the configuration, Letta reachability and credentials, the OTLP "
+        "backend (by exporting one test span) and the state file; print a checklist. "
+        "Exit 0 if nothing failed, 1 if a check failed, 2 for an invalid configuration.",
+    )
+    check.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_settings_arguments(check)
 
     trace = commands.add_parser(
         "trace-id",
@@ -105,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = _parser().parse_args(argv)
     if ns.command == "run":
         return _run(ns)
+    if ns.command == "doctor":
+        return doctor(ns)
     return _trace_id(ns)
 
 
