@@ -1,4 +1,4 @@
-"""Command line: ``letta-otel run [--once]`` and ``letta-otel trace-id``.
+"""Command line: ``letta-otel run [--once]``, ``letta-otel doctor`` and ``letta-otel trace-id``.
 
 Exit codes: 0 success (also after SIGINT/SIGTERM), 1 an export or Letta request
 failed in ``--once`` mode, 2 bad configuration or an unusable endpoint/state file.
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from letta_otel import __version__
 from letta_otel.daemon import Daemon, StartupError
+from letta_otel.doctor import doctor
 from letta_otel.logs import setup_logging
 from letta_otel.mapping import ids
 from letta_otel.settings import (
@@ -52,6 +53,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_settings_arguments(run)
 
+    check = commands.add_parser(
+        "doctor",
+        help="check the configuration, Letta, the OTLP backend and the state file",
+        description="Check the configuration, Letta reachability and credentials, the OTLP "
+        "backend (by exporting one test span) and the state file; print a checklist. "
+        "Exit 0 if nothing failed, 1 if a check failed, 2 for an invalid configuration.",
+    )
+    check.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_settings_arguments(check)
+
     trace = commands.add_parser(
         "trace-id",
         help="print the trace id letta-otel uses for a Letta run (id scheme v1)",
@@ -68,8 +79,9 @@ def _settings(ns: argparse.Namespace) -> Settings:
 def _secrets(settings: Settings) -> list[str]:
     secrets = list(settings.otlp_headers.values())
     secrets.extend((settings.otlp_metrics_headers or {}).values())
-    if settings.letta_api_key is not None:
-        secrets.append(settings.letta_api_key.get_secret_value())
+    for key in (settings.letta_api_key, settings.honeycomb_api_key):
+        if key is not None:
+            secrets.append(key.get_secret_value())
     return secrets
 
 
@@ -105,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = _parser().parse_args(argv)
     if ns.command == "run":
         return _run(ns)
+    if ns.command == "doctor":
+        return doctor(ns)
     return _trace_id(ns)
 
 

@@ -1,6 +1,7 @@
 """Configuration: one immutable :class:`Settings` from CLI flags, env vars and a TOML file.
 
-Precedence is **flag > environment > config file > default**, decided per setting:
+Precedence is **flag > environment > config file > backend preset > default**, decided per
+setting (presets: :mod:`letta_otel.presets`; their auth headers merge with explicit ones):
 the highest-precedence source that sets a setting supplies its *whole* value (maps
 such as headers or resource attributes are not merged across sources).  Within the
 environment the OpenTelemetry ``OTEL_EXPORTER_OTLP_TRACES_*`` variable beats its
@@ -57,6 +58,7 @@ from pydantic import (
     model_validator,
 )
 
+from letta_otel import presets
 from letta_otel._config_parsing import (
     FrozenMap,
     InvalidValue,
@@ -269,6 +271,14 @@ class Settings(BaseModel, frozen=True, extra="forbid"):
     filter_project_ids: tuple[str, ...] = ()
     filter_step_statuses: tuple[str, ...] = ()
     sample_ratio: float = 1.0
+    # --- backend presets (issue #5) ---
+    backend: Literal["otlp", "jaeger", "tempo", "honeycomb"] = "otlp"
+    honeycomb_api_key: SecretStr | None = None
+    honeycomb_dataset: str | None = None
+    honeycomb_region: Literal["us", "eu"] = "us"
+    tempo_tenant: str | None = None
+    # Per-attribute byte limit; #7 (content capture) owns the truncation itself.
+    max_attribute_bytes: int | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -964,6 +974,64 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         metavar="RATIO",
         show=format_sample_ratio,
     ),
+    # --- backend presets (issue #5): see letta_otel/presets.py -------------------------
+    SettingSpec(
+        "backend",
+        "Backend preset: otlp (none), jaeger, tempo or honeycomb. Sets the endpoint, "
+        "protocol, auth headers and attribute limit of any of those you do not set "
+        "yourself; preset auth headers merge with OTLP headers (yours win).",
+        choice(presets.BACKENDS),
+        env=(presets.ENV_BACKEND,),
+        toml=("otlp.backend",),
+        metavar="{" + ",".join(presets.BACKENDS) + "}",
+    ),
+    SettingSpec(
+        "honeycomb_api_key",
+        "Honeycomb ingest API key, sent as x-honeycomb-team; required with backend "
+        "honeycomb, ignored otherwise.",
+        _parse_api_key,
+        env=(presets.ENV_HONEYCOMB_API_KEY,),
+        toml=("honeycomb.api_key",),
+        secret=True,
+        show=_show_masked,
+    ),
+    SettingSpec(
+        "honeycomb_dataset",
+        "Honeycomb Classic only: dataset name, sent as x-honeycomb-dataset (backend "
+        "honeycomb; ignored otherwise).",
+        parse_optional_str,
+        env=(presets.ENV_HONEYCOMB_DATASET,),
+        toml=("honeycomb.dataset",),
+        metavar="DATASET",
+    ),
+    SettingSpec(
+        "honeycomb_region",
+        "Honeycomb region: us (api.honeycomb.io) or eu (api.eu1.honeycomb.io). Only with "
+        "backend honeycomb.",
+        choice(tuple(presets.HONEYCOMB_HOSTS)),
+        env=(presets.ENV_HONEYCOMB_REGION,),
+        toml=("honeycomb.region",),
+        metavar="{" + ",".join(presets.HONEYCOMB_HOSTS) + "}",
+    ),
+    SettingSpec(
+        "tempo_tenant",
+        "Grafana Tempo tenant, sent as X-Scope-OrgID. Only with backend tempo.",
+        parse_optional_str,
+        env=(presets.ENV_TEMPO_TENANT,),
+        toml=("tempo.tenant",),
+        metavar="TENANT",
+    ),
+    SettingSpec(
+        "max_attribute_bytes",
+        "Per-attribute size limit in bytes: 2048, 64KiB, ... (>= 128). Presets: tempo "
+        "2048, honeycomb 65536.",
+        parse_byte_size(minimum=128),
+        env=(presets.ENV_MAX_ATTRIBUTE_BYTES,),
+        toml=("export.max_attribute_bytes",),
+        metavar="SIZE",
+        show=format_bytes,
+        default_doc="(not set) = unlimited",
+    ),
 )
 
 _SPECS_BY_FIELD: dict[str, SettingSpec] = {spec.field: spec for spec in SETTING_SPECS}
@@ -1190,12 +1258,38 @@ def _value(parsed: Mapping[str, _Parsed], field: str) -> Any:
     return entry.value if entry else None
 
 
-def _resolve_endpoint(parsed: dict[str, _Parsed], sources: _Sources, problems: list[str]) -> None:
+def _apply_preset(
+    parsed: dict[str, _Parsed], sources: _Sources, problems: list[str]
+) -> Mapping[str, str]:
+    """Fill unset settings from the backend preset; returns its endpoint per protocol."""
+
+    def label(field: str) -> str:
+        entry = parsed.get(field)
+        return sources.label(_SPECS_BY_FIELD[field], entry.choice if entry else None)
+
+    given = {field: entry.value for field, entry in parsed.items()}
+    resolved = presets.resolve(_value(parsed, "backend") or "otlp", given, label=label)
+    problems.extend(resolved.problems)
+    for field, value in resolved.values.items():
+        parsed[field] = _Parsed(value, None)
+    if resolved.headers:
+        entry = parsed.get("otlp_headers")
+        headers = FrozenMap(resolved.headers)
+        parsed["otlp_headers"] = _Parsed(headers, entry.choice if entry else None)
+    return resolved.endpoints
+
+
+def _resolve_endpoint(
+    parsed: dict[str, _Parsed],
+    sources: _Sources,
+    problems: list[str],
+    defaults: Mapping[str, str] = _DEFAULT_ENDPOINTS,
+) -> None:
     """Turn the endpoint input into the final traces URL (see module docstring)."""
     protocol = _value(parsed, "otlp_protocol") or "grpc"
     entry = parsed.get("otlp_traces_endpoint")
     if entry is None or entry.choice is None:
-        parsed["otlp_traces_endpoint"] = _Parsed(_DEFAULT_ENDPOINTS[protocol], None)
+        parsed["otlp_traces_endpoint"] = _Parsed(defaults[protocol], None)
         return
     spec = _SPECS_BY_FIELD["otlp_traces_endpoint"]
     resolved: str | None = None  # None (invalid) skips the checks that depend on it
@@ -1450,7 +1544,8 @@ def load_settings(
         file_name=str(config_path),
     )
     parsed = _parse_all(sources, problems)
-    _resolve_endpoint(parsed, sources, problems)
+    preset_endpoints = _apply_preset(parsed, sources, problems)
+    _resolve_endpoint(parsed, sources, problems, preset_endpoints)
     _resolve_service_name(parsed)
     _resolve_metrics(parsed, sources, problems)
     problems.extend(_cross_field_problems(parsed, sources))
@@ -1464,7 +1559,7 @@ def load_settings(
 
 _CONFIG_HELP = (
     f"TOML config file (also ${ENV_CONFIG}). Precedence: flag > environment > file > "
-    "default. Secrets (LETTA_API_KEY, OTLP headers) have no flags because command "
+    "backend preset > default. Secrets (LETTA_API_KEY, OTLP headers) have no flags because command "
     "lines are visible to other users in `ps`; set them in the environment or in this file."
 )
 
@@ -1556,8 +1651,8 @@ def settings_reference_markdown() -> str:
     header = [
         f"Config file: `--config PATH` or `{ENV_CONFIG}` (TOML, see "
         "`config/letta-otel.example.toml`). Precedence: flag > environment > file > "
-        "default; `OTEL_EXPORTER_OTLP_TRACES_*` beats `OTEL_EXPORTER_OTLP_*`; an empty "
-        "variable counts as unset.",
+        "backend preset > default; `OTEL_EXPORTER_OTLP_TRACES_*` beats "
+        "`OTEL_EXPORTER_OTLP_*`; an empty variable counts as unset.",
         "",
         "| Setting | Env var | TOML key | Flag | Default | Meaning |",
         "|---|---|---|---|---|---|",

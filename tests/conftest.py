@@ -1,8 +1,11 @@
-"""Root test configuration: the ``--no-live`` switch for tests marked ``live``.
+"""Root test configuration: local opt-outs for tests against heavy real components.
 
-Live tests drive the real Letta server kit (``../shared/letta-live``). Skip them with
-``pytest --no-live`` or ``LETTA_OTEL_SKIP_LIVE=1``; under ``CI=true`` both are ignored,
-so CI cannot silently pass without the contract test (a missing kit fails there).
+Tests marked ``live`` drive the real Letta server kit (``../shared/letta-live``); skip
+them with ``pytest --no-live`` or ``LETTA_OTEL_SKIP_LIVE=1``. Tests marked ``phoenix``
+export to a real Arize Phoenix (installed on first use into /tmp/phoenix-venv); skip
+them with ``--no-phoenix`` or ``LETTA_OTEL_SKIP_PHOENIX=1`` — ``--no-live`` skips them
+too. Under ``CI=true`` every opt-out is ignored, so CI cannot silently pass without
+the contract tests (a missing kit fails there).
 """
 
 from __future__ import annotations
@@ -26,18 +29,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="skip tests marked 'live' (real Letta server kit); also LETTA_OTEL_SKIP_LIVE=1. "
         "Ignored when CI=true.",
     )
+    parser.addoption(
+        "--no-phoenix",
+        action="store_true",
+        default=False,
+        help="skip tests marked 'phoenix' (real Arize Phoenix backend); also "
+        "LETTA_OTEL_SKIP_PHOENIX=1 or --no-live. Ignored when CI=true.",
+    )
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUTHY
+
+
+def _skip_reasons(config: pytest.Config) -> dict[str, str]:
+    """marker -> why it is skipped in this session."""
+    reasons: dict[str, str] = {}
+    if config.getoption("--no-live"):
+        reasons["live"] = reasons["phoenix"] = "(--no-live)"
+    elif _env_flag("LETTA_OTEL_SKIP_LIVE"):
+        reasons["live"] = reasons["phoenix"] = "(LETTA_OTEL_SKIP_LIVE=1)"
+    if config.getoption("--no-phoenix"):
+        reasons["phoenix"] = "(--no-phoenix)"
+    elif _env_flag("LETTA_OTEL_SKIP_PHOENIX"):
+        reasons["phoenix"] = "(LETTA_OTEL_SKIP_PHOENIX=1)"
+    return reasons
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if in_ci():
         return
-    if config.getoption("--no-live"):
-        reason = "live tests skipped (--no-live)"
-    elif os.environ.get("LETTA_OTEL_SKIP_LIVE", "").strip().lower() in _TRUTHY:
-        reason = "live tests skipped (LETTA_OTEL_SKIP_LIVE=1)"
-    else:
-        return
-    skip = pytest.mark.skip(reason=reason)
+    reasons = _skip_reasons(config)
     for item in items:
-        if item.get_closest_marker("live") is not None:
-            item.add_marker(skip)
+        for marker, why in reasons.items():
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(pytest.mark.skip(reason=f"{marker} tests skipped {why}"))
+                break
