@@ -607,13 +607,18 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(headers.get("content-length") or 0)
         if length:
             self.rfile.read(length)
+        # Recorded just before the answer leaves (in _send), so a client that has its
+        # answer always finds its request in the log; unanswered ones are recorded here.
+        self._request = (self.command, path, query, headers)
+        self._recorded = False
         status = 0
         try:
             status = self._answer(owner, path, split.query, query, headers)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
-            owner._record(RecordedRequest(self.command, path, query, headers, status))
+            if not self._recorded:
+                owner._record(RecordedRequest(self.command, path, query, headers, status))
 
     def _answer(
         self,
@@ -667,6 +672,9 @@ class _Handler(BaseHTTPRequestHandler):
         self, resp: Response, *, body: bytes | None = None, length: int | None = None
     ) -> None:
         payload = resp.body if body is None else body
+        if not self._recorded:
+            self._recorded = True
+            self.server.owner._record(RecordedRequest(*self._request, resp.status))
         self.send_response(resp.status)
         self.send_header("Content-Type", resp.content_type)
         self.send_header("Content-Length", str(len(payload) if length is None else length))
