@@ -75,7 +75,7 @@ def _llm_window(record: StepRecord) -> Window | None:
         end = to_ns(trace.created_at)
         duration = llm_ns
         if duration is None and trace.latency_ms is not None and math.isfinite(trace.latency_ms):
-            duration = int(min(trace.latency_ms, 1e12) * 1_000_000)
+            duration = int(min(max(trace.latency_ms, 0.0), 1e12) * 1_000_000)
         if duration is None and metrics and metrics.step_ns is not None:
             duration = metrics.step_ns - (metrics.tool_execution_ns or 0)
         return Window(end - max(duration or 0, 0), end)
