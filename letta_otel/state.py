@@ -15,7 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,12 @@ CREATE TABLE IF NOT EXISTS runs (
     updated_ns INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state, first_seen_ns);
+-- Bytes confirmed per trace, for LETTA_OTEL_MAX_TRACE_BYTES (a trace spans many cycles).
+CREATE TABLE IF NOT EXISTS trace_bytes (
+    trace_id TEXT PRIMARY KEY,
+    bytes INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL
+);
 """
 
 
@@ -234,10 +240,24 @@ class StateStore:
     # --- commit after export ------------------------------------------------------
 
     def mark_exported(
-        self, *, step_ids: Iterable[str], run_ids: Iterable[str], now_ns: int
+        self,
+        *,
+        step_ids: Iterable[str],
+        run_ids: Iterable[str],
+        now_ns: int,
+        trace_bytes: Mapping[str, int] | None = None,
     ) -> None:
-        """The backend confirmed these: one transaction, all or nothing."""
+        """The backend confirmed these: one transaction, all or nothing.
+
+        ``trace_bytes`` adds the confirmed bytes per trace id (the trace budget).
+        """
         with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO trace_bytes (trace_id, bytes, updated_ns) VALUES (?, ?, ?) "
+                "ON CONFLICT(trace_id) DO UPDATE SET bytes = trace_bytes.bytes + excluded.bytes, "
+                "updated_ns = excluded.updated_ns",
+                [(tid, n, now_ns) for tid, n in (trace_bytes or {}).items()],
+            )
             db.executemany(
                 "INSERT INTO steps (step_id, run_id, state, first_seen_ns, updated_ns) "
                 "VALUES (?, NULL, 'exported', ?, ?) ON CONFLICT(step_id) DO UPDATE SET "
@@ -283,7 +303,19 @@ class StateStore:
             runs = db.execute(
                 "DELETE FROM runs WHERE state = 'exported' AND updated_ns < ?", (older_than_ns,)
             ).rowcount
+            db.execute("DELETE FROM trace_bytes WHERE updated_ns < ?", (older_than_ns,))
         return int(steps) + int(runs)
+
+    def trace_bytes(self, trace_ids: Iterable[str]) -> dict[str, int]:
+        """Bytes already confirmed for each of these traces (absent: none yet)."""
+        found: dict[str, int] = {}
+        for chunk in _chunks(list(trace_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT trace_id, bytes FROM trace_bytes WHERE trace_id IN ({marks})", chunk
+            )
+            found.update((str(tid), int(n)) for tid, n in rows)
+        return found
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
