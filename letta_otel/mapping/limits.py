@@ -453,16 +453,24 @@ def _with_status(span: ReadableSpan, status: Status) -> ReadableSpan:
 
 
 def _needs_work(span: ReadableSpan, limits: Limits) -> bool:
+    """False for the common span: no events, no error text, short values, few attributes.
+
+    Cheap on purpose (it runs for every span with capture off): a string can only be
+    over the byte limit if it has more than a quarter of that many characters.
+    """
     attrs = span.attributes or {}
-    if len(attrs) > limits.max_attributes or span.status.description:
+    if span.events or span.status.description or len(attrs) > limits.max_attributes:
         return True
     quarter = limits.max_attribute_bytes // 4
     for value in attrs.values():
-        if isinstance(value, str) and len(value) > quarter:
+        if isinstance(value, str):
+            if len(value) > quarter:
+                return True
+        elif isinstance(value, tuple) and any(
+            isinstance(v, str) and len(v) > quarter for v in value
+        ):
             return True
-        if isinstance(value, tuple) and sum(len(v) for v in value if isinstance(v, str)) > quarter:
-            return True
-    return bool(span.events)
+    return False
 
 
 def finalize(

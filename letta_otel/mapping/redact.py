@@ -5,15 +5,16 @@ for parsed JSON) **before** any budget cuts it, so a cut can never leave half a
 secret behind. Each match is replaced by ``[REDACTED:<kind>]`` (``[REDACTED]`` for a
 user pattern) and counted; the count ends up in ``letta_otel.redactions``.
 
-Built-in kinds (one combined regex, one pass over the text):
+Built-in kinds (each rule runs only when a cheap substring test says it could match,
+so text without secrets costs a few C-speed scans; every rule is linear in the text):
 
 * ``bearer``: ``Bearer <token>`` (the ``Bearer`` word stays);
 * ``api_key``: ``sk-…`` (OpenAI, ``sk-proj-``, Anthropic ``sk-ant-``, Letta ``sk-let-``),
   ``xai-…``, AWS ``AKIA…``/``ASIA…``, GitHub ``ghp_``/``gho_``/``ghu_``/``ghs_``/``ghr_``/
   ``github_pat_``, Google ``AIza…``, Slack ``xox?-…``, JWTs (``eyJ….….…``) and PEM
   private key blocks;
-* ``secret``: the value of ``api_key=…`` / ``"password": "…"``-style assignments (also
-  ``access_token``, ``client_secret``, ``secret_key``, …);
+* ``secret``: the value of ``api_key=…`` / ``"password": "…"`` / ``DB_PASSWORD=…``-style
+  assignments (also ``access_token``, ``client_secret``, ``secret_key``, …; 6+ chars);
 * ``email``: addresses;
 * ``card``: 13-19 digit card numbers (spaces/dashes allowed) that pass the Luhn check and
   start like a card (2-6), so ids, timestamps and phone numbers survive.
@@ -49,25 +50,80 @@ _SECRET_NAMES = (
     r"api[_-]?key|x-api-key|access[_-]?token|auth[_-]?token|refresh[_-]?token"
     r"|client[_-]?secret|secret[_-]?key|password|passwd"
 )
-_BUILTIN = re.compile(
-    "|".join(
-        (
-            r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----)",
-            r"(?P<bearer>(?i:\bbearer)\s+)[A-Za-z0-9._~+/=-]{8,}",
-            rf"(?<![A-Za-z0-9_-])(?P<key>{_API_KEY_SHAPES})",
-            rf"(?P<assign>(?i:\b(?:{_SECRET_NAMES}))[\"']?\s*[=:]\s*[\"']?)"
-            r"(?P<assigned>[^\s\"'&,;<>]{6,})",
-            r"(?P<email>(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
-            r"\.[A-Za-z]{2,}(?![A-Za-z0-9-]))",
-            r"(?P<card>(?<![\w.-])[2-6](?:[ -]?\d){12,18}(?![\w-]))",
-        )
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One built-in pattern and the cheap substring test that must pass before it runs.
+
+    Most captured text holds no secret at all: plain ``in`` checks (C speed) skip the
+    regular expressions for it. Patterns avoid a leading look-behind, which would keep
+    the regex engine from skipping quickly to candidate positions; ``boundary`` checks
+    the character before a match instead. ``lowered`` patterns run on the lower-cased
+    text (a fast literal prefix instead of a case-insensitive one).
+    """
+
+    kind: str
+    regex: re.Pattern[str]
+    needles: tuple[str, ...] = ()  # any of these in the text (lower-cased if ``lowered``)
+    lowered: bool = False
+    keep_group: str | None = None  # a prefix group that stays in the output
+    boundary: str = ""  # characters that must not precede a match
+    precheck: re.Pattern[str] | None = None  # instead of needles
+
+    def applies(self, text: str, lowered: str) -> bool:
+        if self.precheck is not None:
+            return self.precheck.search(text) is not None
+        haystack = lowered if self.lowered else text
+        return any(needle in haystack for needle in self.needles)
+
+
+_WORD = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+_KEY_NEEDLES: tuple[str, ...] = ("sk-", "xai-", "AKIA", "ASIA", "AIza", "xox", "eyJ")
+_KEY_NEEDLES += ("github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_")
+
+_RULES: tuple[_Rule, ...] = (
+    _Rule(
+        "api_key",
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+        ("-----BEGIN",),
     ),
-    re.DOTALL,
+    _Rule(
+        "bearer",
+        re.compile(r"(?P<keep>bearer\s+)[a-z0-9._~+/=-]{8,}"),
+        ("bearer",),
+        lowered=True,
+        keep_group="keep",
+        boundary=_WORD,
+    ),
+    _Rule(
+        "api_key",
+        re.compile(rf"(?:{_API_KEY_SHAPES})"),
+        _KEY_NEEDLES,
+        boundary=_WORD + "-",
+    ),
+    _Rule(
+        "secret",
+        re.compile(rf"(?P<keep>(?:{_SECRET_NAMES})[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;<>]{{6,}}"),
+        ("key", "token", "secret", "passw"),
+        lowered=True,
+        keep_group="keep",
+        boundary=_WORD.replace("_", ""),  # DB_PASSWORD=... counts
+    ),
+    _Rule(
+        "card",
+        re.compile(r"[2-6](?:[ -]?\d){12,18}(?![\w-])"),
+        boundary=_WORD + ".-",
+        precheck=re.compile(r"\d{4}"),  # every card number has 4 digits in a row
+    ),
 )
-# Cheap pre-check: text with none of these cannot match a built-in pattern.
-_TRIGGERS = re.compile(
-    r"@|\d{4}|-----BEGIN|(?i:bearer|key|token|secret|passw)"
-    r"|sk-|xai-|eyJ|AKIA|ASIA|gh[pousr]_|github_pat_|AIza|xox"
+_SHORTEST_MATCH = len("a@b.io")
+
+# Emails are found from their "@" (str.find), not by scanning with a regex: a regex
+# that starts with [local-part chars]+ is quadratic on long runs of such characters.
+_EMAIL_LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+_EMAIL = re.compile(
+    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])"
 )
 
 _SECRET_KEY = re.compile(
@@ -75,6 +131,74 @@ _SECRET_KEY = re.compile(
     r"|id[_-]?token|client[_-]?secret|secret|secret[_-]?key|password|passwd|authorization"
     r"|private[_-]?key)$"
 )
+
+
+def _apply(rule: _Rule, text: str, lowered: str) -> tuple[str, int]:
+    """Replace the rule's matches; matching runs on ``lowered`` for lowered rules (same
+    positions: the caller only passes a lower-cased text of the same length)."""
+    haystack = lowered if rule.lowered else text
+    marker = f"[REDACTED:{rule.kind}]"
+    pieces: list[str] = []
+    pos = count = 0
+    for match in rule.regex.finditer(haystack):
+        start, end = match.span()
+        if start > 0 and haystack[start - 1] in rule.boundary:
+            continue
+        if rule.kind == "card":
+            digits = "".join(c for c in match.group(0) if c.isdigit())
+            if not 13 <= len(digits) <= 19 or not _luhn(digits):
+                continue
+        keep = text[start : match.end(rule.keep_group)] if rule.keep_group else ""
+        pieces += [text[pos:start], keep, marker]
+        pos = end
+        count += 1
+    if not count:
+        return text, 0
+    pieces.append(text[pos:])
+    return "".join(pieces), count
+
+
+def _emails(text: str) -> tuple[str, int]:
+    pieces: list[str] = []
+    pos = count = 0
+    at = text.find("@")
+    while at != -1:
+        start = at
+        while start > pos and text[start - 1] in _EMAIL_LOCAL:
+            start -= 1
+        match = _EMAIL.match(text, start) if start < at else None
+        if match is not None and match.end() > at:
+            pieces += [text[pos:start], "[REDACTED:email]"]
+            pos = match.end()
+            count += 1
+        at = text.find("@", max(at + 1, pos))
+    if not count:
+        return text, 0
+    pieces.append(text[pos:])
+    return "".join(pieces), count
+
+
+def _lower(text: str) -> str:
+    """Lower-cased with the same length (a few letters, like "İ", grow when lowered)."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
+def _builtin(text: str) -> tuple[str, int]:
+    count = 0
+    lowered = _lower(text)
+    for rule in _RULES:
+        if rule.applies(text, lowered):
+            text, n = _apply(rule, text, lowered)
+            if n:
+                count += n
+                lowered = _lower(text)
+    if "@" in text:
+        text, n = _emails(text)
+        count += n
+    return text, count
 
 
 def _user_sub(pattern: re.Pattern[str], text: str) -> tuple[str, int]:
@@ -148,35 +272,12 @@ class Redactor:
         if not text.isascii():
             text = text.encode("utf-8", "replace").decode("utf-8")
         count = 0
-        if _TRIGGERS.search(text):
-            text, count = self._builtin(text)
+        if len(text) >= _SHORTEST_MATCH:
+            text, count = _builtin(text)
         for pattern in self.patterns:
             text, n = _user_sub(pattern, text)
             count += n
         return text, count
-
-    @staticmethod
-    def _builtin(text: str) -> tuple[str, int]:
-        count = 0
-
-        def replace(match: re.Match[str]) -> str:
-            nonlocal count
-            if match.group("card"):
-                digits = "".join(c for c in match.group(0) if c.isdigit())
-                if not 13 <= len(digits) <= 19 or not _luhn(digits):
-                    return match.group(0)
-                count += 1
-                return "[REDACTED:card]"
-            count += 1
-            if match.group("bearer"):
-                return f"{match.group('bearer')}[REDACTED:bearer]"
-            if match.group("assign"):
-                return f"{match.group('assign')}[REDACTED:secret]"
-            if match.group("email"):
-                return "[REDACTED:email]"
-            return "[REDACTED:api_key]"
-
-        return _BUILTIN.sub(replace, text), count
 
     def value(self, value: Any) -> tuple[Any, int]:
         """A parsed JSON value with every string redacted; secret-named keys blanked."""
