@@ -139,9 +139,31 @@ def _data_url(url: str) -> Part:
     return _blob(mime, data, "image")
 
 
+# Part types the conventions define a shape for: a block that merely shares the name
+# (another API's "file", a mangled payload) must not claim that shape.
+_DEFINED_PART_TYPES = frozenset(
+    {
+        "text",
+        "tool_call",
+        "tool_call_response",
+        "server_tool_call",
+        "server_tool_call_response",
+        "blob",
+        "file",
+        "uri",
+        "reasoning",
+    }
+)
+
+
 def _generic(block: dict[str, Json]) -> Part | None:
+    """An unknown block kept as a ``GenericPart`` (any ``type`` and properties)."""
     kind = block.get("type")
-    return dict(block) if isinstance(kind, str) and kind else None
+    if not isinstance(kind, str) or not kind:
+        return None
+    if kind in _DEFINED_PART_TYPES:
+        return {**block, "type": f"provider.{kind}"}
+    return dict(block)
 
 
 # --- content blocks (OpenAI chat, Anthropic, Letta, Responses share "type") ------------
@@ -266,6 +288,26 @@ def _refusal_block(block: dict[str, Json]) -> list[Part]:
     return [_text(text)] if text is not None else []
 
 
+def _letta_tool_call_block(block: dict[str, Json]) -> list[Part]:
+    """Letta's own ``tool_call`` content (id, name, input)."""
+    arguments = block.get("input") if "input" in block else block.get("arguments")
+    return [_tool_call(block.get("id"), block.get("name"), arguments)]
+
+
+def _letta_tool_return_block(block: dict[str, Json]) -> list[Part]:
+    return [_tool_response(block.get("tool_call_id"), block.get("content"))]
+
+
+def _file_block(block: dict[str, Json]) -> list[Part]:
+    """OpenAI chat ``{"type": "file", "file": {"file_id" | "file_data", "filename"}}``."""
+    file = _dict(block.get("file"))
+    file_id = _str(file.get("file_id"))
+    if file_id:
+        return [{"type": "file", "modality": "document", "file_id": file_id}]
+    part = _generic(block)
+    return [part] if part else []
+
+
 def _omit(_: dict[str, Json]) -> list[Part]:
     return []
 
@@ -286,6 +328,9 @@ _BLOCKS: dict[str, Callable[[dict[str, Json]], list[Part]]] = {
     "thinking": _thinking_block,
     "reasoning": _letta_reasoning_block,
     "server_tool_use": _server_tool_use_block,
+    "tool_call": _letta_tool_call_block,
+    "tool_return": _letta_tool_return_block,
+    "file": _file_block,
     # Opaque provider data: nothing a reader can use, often large.
     "redacted_thinking": _omit,
     "redacted_reasoning": _omit,

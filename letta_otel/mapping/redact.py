@@ -27,12 +27,14 @@ Pure and I/O-free; user patterns are compiled once by the settings layer.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 REDACTED = "[REDACTED]"
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 _API_KEY_SHAPES = "|".join(
     (
@@ -280,9 +282,20 @@ class Redactor:
         return text, count
 
     def value(self, value: Any) -> tuple[Any, int]:
-        """A parsed JSON value with every string redacted; secret-named keys blanked."""
+        """A parsed JSON value with every string redacted; secret-named keys blanked.
+
+        Also made safe to export anywhere: keys become strings, and numbers no strict
+        JSON parser or OTLP integer holds (NaN, infinities, ints beyond 64 bits) become
+        their text.
+        """
         if isinstance(value, str):
             return self.text(value)
+        if isinstance(value, bool) or value is None:
+            return value, 0
+        if isinstance(value, int):
+            return (value if _INT64_MIN <= value <= _INT64_MAX else str(value)), 0
+        if isinstance(value, float):
+            return (value if math.isfinite(value) else str(value)), 0
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             total = 0
@@ -297,7 +310,7 @@ class Redactor:
                 out[key], n = self.value(item)
                 total += n
             return out, total
-        if isinstance(value, list):
+        if isinstance(value, list | tuple):
             items = []
             total = 0
             for item in value:
@@ -305,4 +318,4 @@ class Redactor:
                 items.append(redacted)
                 total += n
             return items, total
-        return value, 0
+        return str(value), 0  # not JSON at all
