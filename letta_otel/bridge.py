@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from letta_otel.export.budget import plan_batches, trim_spans
 from letta_otel.export.sink import SpanSink
+from letta_otel.export.trace_budget import TraceBudget, bytes_by_trace
 from letta_otel.letta.client import LettaError
 from letta_otel.letta.discovery import Discovery
 from letta_otel.letta.enrich import Enricher
@@ -54,6 +55,8 @@ class BridgeOptions:
     adopt_letta_trace_id: bool = False
     max_batch_spans: int = 512
     max_batch_bytes: int = 3_000_000
+    # Per-trace byte budget for captured content; None = not tracked (capture off).
+    max_trace_bytes: int | None = None
 
 
 @dataclass
@@ -122,6 +125,9 @@ class Bridge:
         # (a batch the backend finds too large gets split), restored after successes.
         self._batch_scale = 1.0
         self._good_batches = 0
+        self._trace_budget = (
+            TraceBudget(state, options.max_trace_bytes) if options.max_trace_bytes else None
+        )
 
     async def cycle(
         self, *, once: bool = False, should_stop: Callable[[], bool] = lambda: False
@@ -371,6 +377,8 @@ class Bridge:
     ) -> None:
         max_spans = max(1, int(self._options.max_batch_spans * self._batch_scale))
         max_bytes = max(MIN_BATCH_BYTES, int(self._options.max_batch_bytes * self._batch_scale))
+        if self._trace_budget is not None:
+            self._trace_budget.fit(units)
         for unit in units:
             unit.spans = trim_spans(unit.spans, self._options.max_batch_bytes)
         for batch in plan_batches(units, max_spans=max_spans, max_bytes=max_bytes):
@@ -388,7 +396,10 @@ class Bridge:
             step_ids = [sid for unit in batch for sid in unit.step_ids]
             run_ids = [rid for unit in batch for rid in unit.run_ids]
             self._state.mark_exported(
-                step_ids=step_ids, run_ids=run_ids, now_ns=to_ns(self._clock())
+                step_ids=step_ids,
+                run_ids=run_ids,
+                now_ns=to_ns(self._clock()),
+                trace_bytes=bytes_by_trace(spans) if self._trace_budget else None,
             )
             report.exported_steps += len(step_ids)
             report.exported_runs += len(run_ids)

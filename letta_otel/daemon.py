@@ -29,6 +29,9 @@ from letta_otel.letta.discovery import RunsDiscovery, StepsDiscovery, choose_dis
 from letta_otel.letta.enrich import Enricher
 from letta_otel.mapping import ids
 from letta_otel.mapping import semconv as sc
+from letta_otel.mapping.capture import CaptureMode, ContentPolicy
+from letta_otel.mapping.limits import Limits
+from letta_otel.mapping.redact import Redactor, compile_patterns
 from letta_otel.mapping.spans import MappingContext, endpoint_address
 from letta_otel.observer import BridgeObserver
 from letta_otel.selection.filters import StepFilters
@@ -64,6 +67,20 @@ def build_context(settings: Settings) -> MappingContext:
         resource=build_resource(settings),
         scope=InstrumentationScope("letta-otel", __version__, sc.SCHEMA_URL),
         letta_server=endpoint_address(settings.letta_base_url),
+        content=build_content_policy(settings),
+    )
+
+
+def build_content_policy(settings: Settings) -> ContentPolicy:
+    """Capture mode, redaction and attribute budgets (issue 7)."""
+    return ContentPolicy(
+        mode=CaptureMode(settings.capture_message_content),
+        redactor=Redactor(compile_patterns(settings.redact_patterns)),
+        limits=Limits(
+            max_attribute_bytes=settings.max_attribute_bytes,
+            max_span_bytes=settings.max_span_bytes,
+            max_attributes=settings.max_attributes,
+        ),
     )
 
 
@@ -144,6 +161,9 @@ async def _build_bridge(  # noqa: PLR0917
             adopt_letta_trace_id=settings.adopt_letta_trace_id,
             max_batch_spans=settings.max_batch_spans,
             max_batch_bytes=settings.max_batch_bytes,
+            max_trace_bytes=settings.max_trace_bytes
+            if settings.capture_message_content != "NO_CONTENT"
+            else None,
         ),
         observer=observer,
         selection=Selection(

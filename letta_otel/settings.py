@@ -41,6 +41,7 @@ no metrics URL can be told from a custom traces URL (the push then stays off).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
@@ -83,6 +84,15 @@ from letta_otel._config_parsing import (
     redact_url,
     suggest,
 )
+from letta_otel.mapping.limits import (
+    DEFAULT_MAX_ATTRIBUTE_BYTES,
+    DEFAULT_MAX_ATTRIBUTES,
+    DEFAULT_MAX_SPAN_BYTES,
+    DEFAULT_MAX_TRACE_BYTES,
+    MIN_ATTRIBUTE_BYTES,
+    MIN_SPAN_BYTES,
+)
+from letta_otel.mapping.redact import PatternError, compile_patterns
 from letta_otel.selection.config import (
     format_sample_ratio,
     parse_agent_ids,
@@ -168,6 +178,13 @@ ENV_OTLP_METRICS_CLIENT_CERTIFICATE = "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFI
 ENV_METRIC_EXPORT_INTERVAL = "OTEL_METRIC_EXPORT_INTERVAL"
 ENV_HEALTH_ADDR = "LETTA_OTEL_HEALTH_ADDR"
 ENV_READY_INTERVALS = "LETTA_OTEL_READY_INTERVALS"
+# content capture, redaction and attribute budgets (issue 7)
+ENV_CAPTURE_MESSAGE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+ENV_REDACT_PATTERNS = "LETTA_OTEL_REDACT_PATTERNS"
+ENV_MAX_ATTRIBUTE_BYTES = "LETTA_OTEL_MAX_ATTRIBUTE_BYTES"
+ENV_MAX_SPAN_BYTES = "LETTA_OTEL_MAX_SPAN_BYTES"
+ENV_MAX_TRACE_BYTES = "LETTA_OTEL_MAX_TRACE_BYTES"
+ENV_MAX_ATTRIBUTES = "LETTA_OTEL_MAX_ATTRIBUTES"
 
 DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318/v1/traces"
@@ -277,8 +294,15 @@ class Settings(BaseModel, frozen=True, extra="forbid"):
     honeycomb_dataset: str | None = None
     honeycomb_region: Literal["us", "eu"] = "us"
     tempo_tenant: str | None = None
-    # Per-attribute byte limit; #7 (content capture) owns the truncation itself.
-    max_attribute_bytes: int | None = None
+    # content capture, redaction and attribute budgets (issue 7)
+    capture_message_content: Literal["NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT"] = (
+        "NO_CONTENT"
+    )
+    redact_patterns: tuple[str, ...] = ()
+    max_attribute_bytes: int = DEFAULT_MAX_ATTRIBUTE_BYTES
+    max_span_bytes: int = DEFAULT_MAX_SPAN_BYTES
+    max_trace_bytes: int = DEFAULT_MAX_TRACE_BYTES
+    max_attributes: int = DEFAULT_MAX_ATTRIBUTES
 
     @model_validator(mode="before")
     @classmethod
@@ -355,6 +379,59 @@ def _parse_api_key(raw: object) -> SecretStr | None:
 
 def _parse_resource_attributes(raw: object) -> FrozenMap:
     return parse_kv_list(raw, secret_values=False)
+
+
+# --- content capture, redaction and attribute budgets (issue 7) -----------------------
+
+_CAPTURE_MODES = ("NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT")
+_parse_capture_mode = choice(
+    _CAPTURE_MODES,
+    aliases={"false": "NO_CONTENT"},
+    hints={
+        "true": "'true' (older instrumentations) does not say where content goes; use "
+        "SPAN_ONLY, EVENT_ONLY or SPAN_AND_EVENT"
+    },
+)
+
+
+def _pattern_list(raw: object) -> list[str]:
+    if isinstance(raw, list | tuple):
+        items = list(raw)
+    elif isinstance(raw, str):
+        text = raw.strip()
+        parsed: object = None
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None  # e.g. the single pattern "[0-9]{6}"
+        items = (
+            parsed
+            if isinstance(parsed, list)
+            else [line.strip() for line in raw.splitlines() if line.strip()]
+        )
+    else:
+        raise InvalidValue("must be a list of regular expressions", show_value=False)
+    if not all(isinstance(item, str) and item for item in items):
+        raise InvalidValue(
+            "must be a list of non-empty strings (regular expressions)", show_value=False
+        )
+    return items
+
+
+def _parse_redact_patterns(raw: object) -> tuple[str, ...]:
+    """One regex per line, or a JSON array of strings (a TOML array in the file)."""
+    items = _pattern_list(raw)
+    try:
+        compile_patterns(items)
+    except PatternError as exc:
+        # Never echo a pattern: it may hold the very value it is meant to hide.
+        raise InvalidValue(f"{exc}; fix or remove it", show_value=False) from None
+    return tuple(items)
+
+
+def _show_patterns(value: tuple[str, ...]) -> str:
+    return f"{len(value)} pattern(s), not shown" if value else "(none)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -1021,16 +1098,69 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         toml=("tempo.tenant",),
         metavar="TENANT",
     ),
+    # --- content capture, redaction and attribute budgets (issue 7) ---------------------
+    SettingSpec(
+        "capture_message_content",
+        "Prompt/completion capture (GenAI semconv): NO_CONTENT, SPAN_ONLY (content as "
+        "attributes on chat and tool spans), EVENT_ONLY (a gen_ai.client.inference."
+        "operation.details event on chat spans) or SPAN_AND_EVENT. Captured text is redacted "
+        "and budgeted; see the README.",
+        _parse_capture_mode,
+        env=(ENV_CAPTURE_MESSAGE_CONTENT,),
+        toml=("content.capture",),
+        metavar="MODE",
+    ),
+    SettingSpec(
+        "redact_patterns",
+        "Extra regular expressions to redact from captured content and error texts, on top "
+        "of the built-in ones (keys, tokens, emails, card numbers): one per line or a JSON "
+        "array (a TOML array in the file). Each match becomes [REDACTED].",
+        _parse_redact_patterns,
+        env=(ENV_REDACT_PATTERNS,),
+        toml=("content.redact_patterns",),
+        metavar="REGEXES",
+        show=_show_patterns,
+        default_doc="(none)",
+    ),
     SettingSpec(
         "max_attribute_bytes",
-        "Per-attribute size limit in bytes: 2048, 64KiB, ... (>= 128). Presets: tempo "
-        "2048, honeycomb 65536.",
-        parse_byte_size(minimum=128),
-        env=(presets.ENV_MAX_ATTRIBUTE_BYTES,),
-        toml=("export.max_attribute_bytes",),
+        "Largest string attribute value (every attribute, span and event; content is cut "
+        "as JSON and stays valid); the tempo preset sets 2048, the honeycomb preset 64KiB "
+        f"(>= {MIN_ATTRIBUTE_BYTES} bytes).",
+        parse_byte_size(minimum=MIN_ATTRIBUTE_BYTES),
+        env=(ENV_MAX_ATTRIBUTE_BYTES,),
+        toml=("limits.max_attribute_bytes",),
         metavar="SIZE",
         show=format_bytes,
-        default_doc="(not set) = unlimited",
+    ),
+    SettingSpec(
+        "max_span_bytes",
+        "Budget for one span's encoded size: content shrinks, then goes, to fit "
+        f"(>= {format_bytes(MIN_SPAN_BYTES)}).",
+        parse_byte_size(minimum=MIN_SPAN_BYTES),
+        env=(ENV_MAX_SPAN_BYTES,),
+        toml=("limits.max_span_bytes",),
+        metavar="SIZE",
+        show=format_bytes,
+    ),
+    SettingSpec(
+        "max_trace_bytes",
+        "Budget for all spans of one run (one trace), across export cycles; past it, spans "
+        "go out without captured content (Tempo rejects traces over 5MB) (>= 64KiB).",
+        parse_byte_size(minimum=64 * 1024),
+        env=(ENV_MAX_TRACE_BYTES,),
+        toml=("limits.max_trace_bytes",),
+        metavar="SIZE",
+        show=format_bytes,
+    ),
+    SettingSpec(
+        "max_attributes",
+        "Most attributes per span and per event; content, then other non-core attributes "
+        "are dropped first, gen_ai.*/letta.* never (8-100000).",
+        parse_int_range(8, 100_000),
+        env=(ENV_MAX_ATTRIBUTES,),
+        toml=("limits.max_attributes",),
+        metavar="N",
     ),
 )
 
@@ -1352,6 +1482,20 @@ def _cross_field_problems(parsed: Mapping[str, _Parsed], sources: _Sources) -> I
             "set this one too, or unset the other"
         )
     yield from _transport_security_problems(parsed, protocol, label)
+    yield from _budget_problems(parsed, label)
+
+
+def _budget_problems(parsed: Mapping[str, _Parsed], label: Callable[[str], str]) -> Iterator[str]:
+    """Nested budgets must nest: an attribute fits in a span, a span in a trace (issue 7)."""
+    pairs = (("max_attribute_bytes", "max_span_bytes"), ("max_span_bytes", "max_trace_bytes"))
+    for inner, outer in pairs:
+        small = _value(parsed, inner) or Settings.model_fields[inner].default
+        big = _value(parsed, outer) or Settings.model_fields[outer].default
+        if small > big:
+            yield (
+                f"{label(inner)}: {format_bytes(small)} is more than {label(outer)} "
+                f"({format_bytes(big)}); lower the first or raise the second"
+            )
 
 
 def _transport_security_problems(

@@ -46,6 +46,13 @@ CREATE TABLE IF NOT EXISTS {name} (
     updated_ns INTEGER NOT NULL,
     sample_rate INTEGER
 );
+CREATE INDEX IF NOT EXISTS runs_state ON runs (state, first_seen_ns);
+-- Bytes confirmed per trace, for LETTA_OTEL_MAX_TRACE_BYTES (a trace spans many cycles).
+CREATE TABLE IF NOT EXISTS trace_bytes (
+    trace_id TEXT PRIMARY KEY,
+    bytes INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL
+);
 """
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS steps_state ON steps (state, first_seen_ns);
@@ -289,10 +296,24 @@ class StateStore:
     # --- commit after export ------------------------------------------------------
 
     def mark_exported(
-        self, *, step_ids: Iterable[str], run_ids: Iterable[str], now_ns: int
+        self,
+        *,
+        step_ids: Iterable[str],
+        run_ids: Iterable[str],
+        now_ns: int,
+        trace_bytes: Mapping[str, int] | None = None,
     ) -> None:
-        """The backend confirmed these: one transaction, all or nothing."""
+        """The backend confirmed these: one transaction, all or nothing.
+
+        ``trace_bytes`` adds the confirmed bytes per trace id (the trace budget).
+        """
         with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO trace_bytes (trace_id, bytes, updated_ns) VALUES (?, ?, ?) "
+                "ON CONFLICT(trace_id) DO UPDATE SET bytes = trace_bytes.bytes + excluded.bytes, "
+                "updated_ns = excluded.updated_ns",
+                [(tid, n, now_ns) for tid, n in (trace_bytes or {}).items()],
+            )
             db.executemany(
                 "INSERT INTO steps (step_id, run_id, state, first_seen_ns, updated_ns) "
                 "VALUES (?, NULL, 'exported', ?, ?) ON CONFLICT(step_id) DO UPDATE SET "
@@ -410,6 +431,7 @@ class StateStore:
             runs = db.execute(
                 "DELETE FROM runs WHERE state != 'open' AND updated_ns < ?", (older_than_ns,)
             ).rowcount
+            db.execute("DELETE FROM trace_bytes WHERE updated_ns < ?", (older_than_ns,))
         return int(steps) + int(runs)
 
     # --- feedback counted (metrics) -------------------------------------------------
@@ -445,6 +467,16 @@ class StateStore:
                 "DELETE FROM feedback WHERE seen_ns < ?", (older_than_ns,)
             ).rowcount
         return int(removed)
+    def trace_bytes(self, trace_ids: Iterable[str]) -> dict[str, int]:
+        """Bytes already confirmed for each of these traces (absent: none yet)."""
+        found: dict[str, int] = {}
+        for chunk in _chunks(list(trace_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT trace_id, bytes FROM trace_bytes WHERE trace_id IN ({marks})", chunk
+            )
+            found.update((str(tid), int(n)) for tid, n in rows)
+        return found
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 
 from letta_otel import presets
+from letta_otel.mapping.limits import DEFAULT_MAX_ATTRIBUTE_BYTES
 from letta_otel.settings import ConfigError, Settings, load_settings
 
+# Without a preset the per-attribute limit is the general default (content capture, #7).
+DEFAULT_LIMIT = DEFAULT_MAX_ATTRIBUTE_BYTES
 KEY = "hcaik_SECRET-honeycomb-key-0123456789"
 
 
@@ -36,17 +39,17 @@ def resolved(s: Settings) -> tuple[str, str, dict[str, str], str, int | None]:
     [
         pytest.param(
             {},
-            ("grpc", "http://localhost:4317", {}, "none", None),
+            ("grpc", "http://localhost:4317", {}, "none", DEFAULT_LIMIT),
             id="otlp-default",
         ),
         pytest.param(
             {"LETTA_OTEL_BACKEND": "jaeger"},
-            ("grpc", "http://localhost:4317", {}, "none", None),
+            ("grpc", "http://localhost:4317", {}, "none", DEFAULT_LIMIT),
             id="jaeger-grpc",
         ),
         pytest.param(
             {"LETTA_OTEL_BACKEND": "jaeger", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
-            ("http/protobuf", "http://localhost:4318/v1/traces", {}, "none", None),
+            ("http/protobuf", "http://localhost:4318/v1/traces", {}, "none", DEFAULT_LIMIT),
             id="jaeger-http",
         ),
         pytest.param(
@@ -132,7 +135,7 @@ def test_flag_beats_env_beats_preset_for_the_backend_itself() -> None:
     assert (s.backend, s.otlp_traces_endpoint, s.max_attribute_bytes) == (
         "jaeger",
         "http://localhost:4318/v1/traces",
-        None,
+        DEFAULT_LIMIT,
     )
 
 
@@ -217,7 +220,7 @@ def test_honeycomb_key_is_secret_everywhere() -> None:
 def test_toml_sections_configure_presets(tmp_path: Path) -> None:
     s = load(
         {},
-        '[otlp]\nbackend = "tempo"\n[tempo]\ntenant = "ops"\n[export]\nmax_attribute_bytes = 512\n',
+        '[otlp]\nbackend = "tempo"\n[tempo]\ntenant = "ops"\n[limits]\nmax_attribute_bytes = 512\n',
         tmp_path,
     )
     assert (s.backend, dict(s.otlp_headers), s.max_attribute_bytes) == (

@@ -737,8 +737,9 @@ def test_bug_run_timestamps_outside_otlp_range(run: dict[str, Any]) -> None:
     assert_encodes([span])
 
 
-@pytest.mark.parametrize("latency", ["1e400", "NaN", "-Infinity"])
+@pytest.mark.parametrize("latency", ["1e400", "NaN", "-Infinity", "-1.797693134862316e302"])
 def test_bug_non_finite_latency_crashes_map_step(latency: str) -> None:
+    # The last one is finite, but times 1e6 (ms -> ns) it overflows to -inf.
     # Python's json (what httpx uses) turns 1e400 into inf and accepts NaN/Infinity.
     trace = json.loads(f'{{"created_at": "2026-11-21T22:55:37Z", "latency_ms": {latency}}}')
     _assert_step_maps_cleanly(_step_record(trace=trace))

@@ -1098,9 +1098,10 @@ def test_full_toml_file(tmp_path: Path) -> None:
         ),
         ("[deamon]\npoll_interval = 5\n", "unknown section [deamon] — did you mean [daemon]?"),
         (
-            "[misc]\na = 1\n",
-            "unknown section [misc] — valid sections are [letta], [otlp], "
-            "[service], [daemon], [export]",
+            "[wibble]\na = 1\n",
+            "unknown section [wibble] — valid sections are [letta], [otlp], [service], "
+            "[daemon], [export], [metrics], [health], [filter], [sampling], [honeycomb], "
+            "[tempo], [content], [limits]",
         ),
         (
             "poll_interval = 5\n",

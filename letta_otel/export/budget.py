@@ -35,6 +35,8 @@ def _value_size(value: object) -> int:
         return len(value.encode())
     if isinstance(value, tuple | list):
         return sum(_value_size(v) + 4 for v in value)
+    if isinstance(value, Mapping):  # structured event values (captured content)
+        return sum(_ATTR_OVERHEAD + len(str(k)) + _value_size(v) for k, v in value.items())
     return 10
 
 
@@ -80,10 +82,26 @@ def _cut(value: str, limit: int) -> str:
     return data[:limit].decode(errors="ignore") + marker
 
 
+def _structured(value: object) -> bool:
+    if isinstance(value, Mapping):
+        return True
+    return isinstance(value, tuple | list) and any(
+        isinstance(v, Mapping | tuple | list) for v in value
+    )
+
+
 def _cap_values(
     attrs: Mapping[str, AttributeValue] | None, limit: int
 ) -> dict[str, AttributeValue]:
-    return {k: _cut(v, limit) if isinstance(v, str) else v for k, v in (attrs or {}).items()}
+    """Long strings cut; structured values (captured content on events) that are too big
+    cannot be cut without breaking them, so they are left out."""
+    capped: dict[str, AttributeValue] = {}
+    for key, value in (attrs or {}).items():
+        if isinstance(value, str):
+            capped[key] = _cut(value, limit)
+        elif not (_structured(value) and _value_size(value) > limit):
+            capped[key] = value
+    return capped
 
 
 def trim_span(span: ReadableSpan, max_bytes: int) -> ReadableSpan:
@@ -95,12 +113,12 @@ def trim_span(span: ReadableSpan, max_bytes: int) -> ReadableSpan:
     if estimate_span_bytes(span) <= max_bytes:
         return span
     longest = max(
-        [len(v.encode()) for v in (span.attributes or {}).values() if isinstance(v, str)]
+        [_value_size(v) for v in (span.attributes or {}).values() if isinstance(v, str)]
         + [
-            len(v.encode())
+            _value_size(v)
             for e in span.events
             for v in (e.attributes or {}).values()
-            if isinstance(v, str)
+            if isinstance(v, str) or _structured(v)
         ]
         + [_MIN_VALUE_BYTES]
     )

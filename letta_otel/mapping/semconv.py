@@ -90,6 +90,26 @@ LETTA_RUN_TTFT_NS: Final = "letta.run.ttft_ns"
 LETTA_TOOL_STATUS: Final = "letta.tool.status"
 LETTA_AGENT_TYPE: Final = "letta.agent.type"
 
+# --- Captured content (opt-in, issue 7) ------------------------------------------
+INPUT_MESSAGES: Final = _g.GEN_AI_INPUT_MESSAGES
+OUTPUT_MESSAGES: Final = _g.GEN_AI_OUTPUT_MESSAGES
+SYSTEM_INSTRUCTIONS: Final = _g.GEN_AI_SYSTEM_INSTRUCTIONS
+TOOL_DEFINITIONS: Final = _g.GEN_AI_TOOL_DEFINITIONS
+TOOL_CALL_ARGUMENTS: Final = _g.GEN_AI_TOOL_CALL_ARGUMENTS
+TOOL_CALL_RESULT: Final = _g.GEN_AI_TOOL_CALL_RESULT
+CONTENT_ATTRIBUTES: Final = frozenset(
+    {
+        INPUT_MESSAGES,
+        OUTPUT_MESSAGES,
+        SYSTEM_INSTRUCTIONS,
+        TOOL_DEFINITIONS,
+        TOOL_CALL_ARGUMENTS,
+        TOOL_CALL_RESULT,
+    }
+)
+# model-events.yaml (v1.41.1): event.gen_ai.client.inference.operation.details.
+INFERENCE_DETAILS_EVENT: Final = "gen_ai.client.inference.operation.details"
+
 # Resource attributes describing the bridge itself.
 BRIDGE_VERSION: Final = "letta_otel.version"
 BRIDGE_ID_SCHEME: Final = "letta_otel.id_scheme"

@@ -26,6 +26,8 @@ from opentelemetry.util.types import AttributeValue
 from letta_otel.letta.models import ErrorData, Message, Run, Step
 from letta_otel.mapping import ids, provider
 from letta_otel.mapping import semconv as sc
+from letta_otel.mapping.capture import DEFAULT_POLICY, ContentPolicy, capture_llm, capture_tool
+from letta_otel.mapping.limits import Captured, finalize
 from letta_otel.mapping.records import RunRecord, StepRecord
 from letta_otel.mapping.timing import Window, run_window, step_timing
 
@@ -43,6 +45,12 @@ class MappingContext:
     resource: Resource
     scope: InstrumentationScope
     letta_server: tuple[str, int | None] | None = None
+    # Content capture, redaction and attribute budgets (None: capture nothing, defaults).
+    content: ContentPolicy | None = None
+
+    @property
+    def policy(self) -> ContentPolicy:
+        return self.content or DEFAULT_POLICY
 
 
 Attrs = dict[str, AttributeValue]
@@ -136,12 +144,13 @@ def _make_span(
     attributes: Attrs,
     status: Status,
     events: Iterable[Event] = (),
+    captured: Captured | None = None,
 ) -> ReadableSpan:
     parent = SpanContext(trace_id, parent_id, False, _SAMPLED) if parent_id else None
     start = _clamp_time(window.start_ns)
     if status.description:
         status = Status(status.status_code, _clean_text(status.description))
-    return ReadableSpan(
+    span = ReadableSpan(
         name=_clean_text(name),
         context=SpanContext(trace_id, span_id, False, _SAMPLED),
         parent=parent,
@@ -156,6 +165,8 @@ def _make_span(
         end_time=max(_clamp_time(window.end_ns), start),
         instrumentation_scope=ctx.scope,
     )
+    policy = ctx.policy
+    return finalize(span, captured, policy.limits, policy.redactor)
 
 
 # --- step -------------------------------------------------------------------------
@@ -183,7 +194,9 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
             events=_exception_events(step.error_type, step.error_data, timing.step.end_ns),
         )
     ]
+    policy = ctx.policy
     if timing.llm is not None or record.trace is not None:
+        llm_attributes = _llm_attributes(record)
         spans.append(
             _make_span(
                 ctx,
@@ -193,8 +206,9 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
                 parent_id=step_span_id,
                 kind=SpanKind.CLIENT,
                 window=timing.llm or timing.step,
-                attributes=_llm_attributes(record),
+                attributes=llm_attributes,
                 status=_llm_status(record),
+                captured=capture_llm(record, llm_attributes, policy) if policy.capture else None,
             )
         )
     for (call_id, name, status), window in zip(tools, timing.tools, strict=True):
@@ -211,6 +225,7 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
                 status=Status(StatusCode.ERROR, f"tool {name} failed")
                 if status == "error"
                 else Status(StatusCode.UNSET),
+                captured=capture_tool(record, call_id, status, policy) if policy.on_spans else None,
             )
         )
     return spans

@@ -1,0 +1,631 @@
+"""Attribute budgets: what keeps one span within what backends accept.
+
+Applied to every span the mapper builds (:func:`finalize`), in this order:
+
+1. **Error texts are redacted** (status description, ``exception.message``/
+   ``stacktrace``): provider errors echo keys and addresses.
+2. **Per-attribute byte limit** (``LETTA_OTEL_MAX_ATTRIBUTE_BYTES``) on every string value,
+   span and event alike. Plain strings are cut with ``…[N bytes truncated]…`` (a stack
+   trace keeps its tail); captured content is fitted *as JSON* (:func:`fit_json`): the
+   longest strings inside it are shortened first, then whole messages go (oldest input
+   messages first), so the value always parses and still validates against the
+   conventions' schemas.
+3. **Attribute-count limit** (``LETTA_OTEL_MAX_ATTRIBUTES``, span and each event): content
+   goes first, then other non-core attributes, largest first. ``gen_ai.*``/``letta.*``/
+   ``letta_otel.*`` and ``error.type`` are never evicted (so they may exceed the limit).
+4. **Per-span byte budget** (``LETTA_OTEL_MAX_SPAN_BYTES``, the OTLP size estimate of
+   ``export.budget``): content is refitted at halving sizes, then dropped (event copy
+   first), then any remaining long strings are halved.
+
+Whatever acted is recorded on the span: ``letta_otel.truncated`` (a value was shortened),
+``letta_otel.dropped_attributes`` (keys removed), ``letta_otel.limits_hit`` (which limits)
+and ``letta_otel.redactions`` (how many secrets were replaced). Pure and I/O-free.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import Status
+from opentelemetry.util.types import AttributeValue
+
+from letta_otel.export.budget import TRUNCATED_ATTRIBUTE, estimate_span_bytes
+from letta_otel.mapping import semconv as sc
+from letta_otel.mapping.redact import Redactor
+
+Json = Any
+
+DEFAULT_MAX_ATTRIBUTE_BYTES = 16 * 1024
+DEFAULT_MAX_SPAN_BYTES = 256 * 1024
+DEFAULT_MAX_TRACE_BYTES = 4_000_000
+DEFAULT_MAX_ATTRIBUTES = 128
+MIN_ATTRIBUTE_BYTES = 256
+MIN_SPAN_BYTES = 8 * 1024
+_MIN_CUT = 64  # below this a halving loop stops: ids and names stay whole
+
+DROPPED_ATTRIBUTES = "letta_otel.dropped_attributes"
+LIMITS_HIT = "letta_otel.limits_hit"
+REDACTIONS = "letta_otel.redactions"
+MARKER_ATTRIBUTES = (TRUNCATED_ATTRIBUTE, DROPPED_ATTRIBUTES, LIMITS_HIT, REDACTIONS)
+
+HIT_ATTRIBUTE_BYTES = "max_attribute_bytes"
+HIT_ATTRIBUTES = "max_attributes"
+HIT_SPAN_BYTES = "max_span_bytes"
+HIT_TRACE_BYTES = "max_trace_bytes"
+
+# Never cut: a shortened id would no longer find the Letta object or join the spans.
+_IDENTIFIERS = frozenset({sc.LETTA_STEP_ID, sc.LETTA_RUN_ID, sc.LETTA_AGENT_ID, sc.TOOL_CALL_ID})
+_ERROR_TEXT_KEYS = frozenset({sc.EXCEPTION_MESSAGE, sc.EXCEPTION_STACKTRACE})
+_KEEP_TAIL = frozenset({sc.EXCEPTION_STACKTRACE})
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_attribute_bytes: int = DEFAULT_MAX_ATTRIBUTE_BYTES
+    max_span_bytes: int = DEFAULT_MAX_SPAN_BYTES
+    max_attributes: int = DEFAULT_MAX_ATTRIBUTES
+
+
+@dataclass(frozen=True)
+class ContentValue:
+    """One captured content attribute (already redacted), before fitting.
+
+    ``kind`` tells :func:`fit_json` how to shorten a list that is too long:
+    ``input`` drops the oldest messages, ``output``/``system``/``tools`` the last items,
+    ``value`` (tool arguments/results) becomes a cut string.
+    """
+
+    key: str
+    value: Json
+    kind: str = "value"
+
+
+@dataclass(frozen=True)
+class Captured:
+    """Content for one span: attributes for the span itself and/or one event."""
+
+    span: tuple[ContentValue, ...] = ()
+    event_name: str | None = None
+    event_attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    event_content: tuple[ContentValue, ...] = ()
+    redactions: int = 0
+
+
+def is_core(key: str) -> bool:
+    """Attributes no limit may evict: they identify the span and its outcome."""
+    if key in sc.CONTENT_ATTRIBUTES:
+        return False
+    return key.startswith(("gen_ai.", "letta.", "letta_otel.")) or key == sc.ERROR_TYPE
+
+
+# --- text -----------------------------------------------------------------------------
+
+
+def _marker(removed: int) -> str:
+    return f"…[{removed} bytes truncated]…"
+
+
+def cut_text(text: str, limit: int, *, keep_tail: bool = False) -> str:
+    """``text`` in at most ``limit`` UTF-8 bytes *including* the truncation marker."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    keep = max(limit - len(_marker(len(data)).encode()), 0)
+    piece = (data[len(data) - keep :] if keep_tail else data[:keep]).decode("utf-8", "ignore")
+    marker = _marker(len(data) - len(piece.encode()))
+    return marker + piece if keep_tail else piece + marker
+
+
+# --- JSON fitting ---------------------------------------------------------------------
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def json_size(value: Json) -> int:
+    return len(_ENCODE(value).encode())
+
+
+def dumps(value: Json) -> str:
+    return _ENCODE(value)
+
+
+# In messages and parts these are structure, not content: never shortened (a cut id or
+# role would be wrong, not just shorter). Payloads below "arguments"/"response"/... are
+# the caller's own data, where every string is content.
+_STRUCTURAL_KEYS = frozenset(
+    {"type", "role", "id", "name", "finish_reason", "mime_type", "modality"}
+)
+_PAYLOAD_KEYS = frozenset(
+    {"arguments", "response", "server_tool_call", "server_tool_call_response"}
+)
+
+
+def _leaves(value: Json, structural: bool = True) -> Iterator[tuple[Any, Any, str]]:
+    """Every shortenable string in a JSON value as (container, key/index, string)."""
+    stack: list[tuple[Json, bool]] = [(value, structural)]
+    while stack:
+        node, in_structure = stack.pop()
+        if isinstance(node, dict):
+            for key, item in node.items():
+                payload = in_structure and key in _PAYLOAD_KEYS
+                if isinstance(item, str):
+                    if payload or not (in_structure and key in _STRUCTURAL_KEYS):
+                        yield node, key, item
+                elif isinstance(item, dict | list):
+                    stack.append((item, in_structure and not payload))
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                if isinstance(item, str):
+                    yield node, index, item
+                elif isinstance(item, dict | list):
+                    stack.append((item, in_structure))
+
+
+def _copy(value: Json) -> Json:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+_MIN_LEAF = len(_ENCODE(_marker(10**9)).encode())  # a cut string is never smaller
+
+
+def _cut_encoded(text: str, encoded: int, target: int) -> str:
+    """``text`` cut so that its JSON encoding takes at most ``target`` bytes."""
+    raw = len(text.encode())
+    budget = max(int((target - 2) * raw / max(encoded - 2, 1)), 0)
+    while True:
+        cut = cut_text(text, budget)
+        size = len(_ENCODE(cut).encode())
+        if size <= target or budget == 0:
+            return cut
+        budget = max(budget - (size - target) - 1, 0)
+
+
+def _water_level(sizes: Sequence[int], budget: int) -> int | None:
+    """The largest cap C (>= _MIN_LEAF) with sum(min(s, C)) <= budget, else None."""
+    if sum(min(s, _MIN_LEAF) for s in sizes) > budget:
+        return None
+    low, high = _MIN_LEAF, max(sizes, default=_MIN_LEAF)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if sum(min(s, mid) for s in sizes) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _shorten_strings(value: Json, limit: int, structural: bool = True) -> tuple[Json, bool]:
+    """Cut the longest strings inside ``value`` until it encodes in ``limit`` bytes."""
+    total = json_size(value)
+    if total <= limit:
+        return value, True
+    copy = _copy(value)
+    leaves = [(c, k, s, len(_ENCODE(s).encode())) for c, k, s in _leaves(copy, structural)]
+    if not leaves:
+        return copy, False
+    skeleton = total - sum(size for *_, size in leaves)
+    budget = limit - skeleton
+    for _ in range(4):
+        level = _water_level([size for *_, size in leaves], budget)
+        if level is None:
+            return copy, False
+        for container, key, text, size in leaves:
+            container[key] = _cut_encoded(text, size, level) if size > level else text
+        over = json_size(copy) - limit
+        if over <= 0:
+            return copy, True
+        budget -= over
+    return copy, False
+
+
+def _marker_item(kind: str, dropped: int) -> Json:
+    """What stands in for dropped list items (output messages need a finish_reason the
+    bridge cannot know, so they go without one; ``letta_otel.truncated`` still says it)."""
+    if kind == "input":
+        text = f"…[{dropped} earlier messages truncated]…"
+        return {"role": "letta_otel", "parts": [{"type": "text", "content": text}]}
+    if kind == "system":
+        return {"type": "text", "content": f"…[{dropped} more parts truncated]…"}
+    if kind == "tools":
+        return {"type": "letta_otel.truncated", "name": f"…[{dropped} more tools truncated]…"}
+    return None
+
+
+def _min_size(item: Json) -> int:
+    """The smallest an item can get by shortening its strings."""
+    total = json_size(item)
+    for *_, text in _leaves(item):
+        size = len(_ENCODE(text).encode())
+        total -= max(size - _MIN_LEAF, 0)
+    return total
+
+
+def _drop_items(value: list[Json], kind: str, limit: int) -> tuple[Json, bool]:
+    """Keep as many whole items as can fit (newest input messages, else the first ones),
+    with a marker item in place of the others, then shorten strings."""
+    n = len(value)
+    order = list(reversed(value)) if kind == "input" else list(value)
+    room = limit - 2 - json_size(_marker_item(kind, n)) - 1
+    keep = 0
+    for item in order:
+        room -= _min_size(item) + 1
+        if room < 0:
+            break
+        keep += 1
+    while keep > 0:
+        kept = value[n - keep :] if kind == "input" else value[:keep]
+        marker = _marker_item(kind, n - keep)
+        candidate = (
+            kept
+            if marker is None
+            else [marker, *kept]
+            if kind == "input"
+            else [
+                *kept,
+                marker,
+            ]
+        )
+        fitted, ok = _shorten_strings(candidate, limit)
+        if ok:
+            return fitted, True
+        keep -= 1
+    return None, False
+
+
+def fit_json(value: Json, limit: int, kind: str = "value") -> tuple[Json, bool]:
+    """``(fitted, truncated)``: ``value`` made to take at most ``limit`` bytes.
+
+    A string is cut (with the marker). A list or object is measured as compact JSON and
+    keeps its shape: its longest strings are shortened first, then list items are
+    dropped (``kind``, see :class:`ContentValue`). ``None`` means nothing useful fits:
+    the caller drops the attribute.
+    """
+    if isinstance(value, str):
+        cut = cut_text(value, limit)
+        return cut, cut is not value
+    fitted, ok = _shorten_strings(value, limit, structural=kind != "value")
+    if ok:
+        return fitted, fitted is not value
+    if isinstance(value, list) and kind != "value" and len(value) > 1:
+        fitted, ok = _drop_items(value, kind, limit)
+        if ok:
+            return fitted, True
+    return None, True
+
+
+# --- span finalisation ----------------------------------------------------------------
+
+
+@dataclass
+class _Work:
+    """Mutable state of one span while limits are applied."""
+
+    attrs: dict[str, AttributeValue]
+    events: list[tuple[str, dict[str, Json], int]]
+    content: list[ContentValue]
+    event_content: list[ContentValue]
+    event_index: int | None
+    captured: bool = False  # content was captured: the redaction count is always shown
+    truncated: bool = False
+    dropped: set[str] = field(default_factory=set)
+    hit: set[str] = field(default_factory=set)
+    redactions: int = 0
+
+
+def _cut_value(key: str, value: AttributeValue, limit: int) -> tuple[AttributeValue, bool]:
+    if isinstance(value, str):
+        if len(value) * 4 <= limit:  # cheap: no encoding needed
+            return value, False
+        cut = cut_text(value, limit, keep_tail=key in _KEEP_TAIL)
+        return cut, cut is not value
+    if isinstance(value, tuple | list) and any(isinstance(v, str) for v in value):
+        items = [_cut_value(key, v, limit) for v in value]
+        if any(changed for _, changed in items):
+            return cast(AttributeValue, tuple(v for v, _ in items)), True
+    return value, False
+
+
+def _cap_strings(attrs: dict[str, Json], limit: int, skip: frozenset[str]) -> bool:
+    changed = False
+    for key, value in attrs.items():
+        if key in skip:
+            continue
+        new, cut = _cut_value(key, value, limit)
+        if cut:
+            attrs[key] = new
+            changed = True
+    return changed
+
+
+def _content_keys(w: _Work) -> frozenset[str]:
+    return frozenset(c.key for c in w.content) | frozenset(c.key for c in w.event_content)
+
+
+def _place_content(w: _Work, limit: int) -> None:
+    """Fit every content value into ``limit`` bytes: JSON text on the span, structured
+    on the event (the conventions require structured values on events)."""
+    for c in w.content:
+        fitted, cut = fit_json(c.value, limit, c.kind)
+        w.truncated |= cut
+        if fitted is None:
+            w.attrs.pop(c.key, None)
+            w.dropped.add(c.key)
+        else:
+            w.attrs[c.key] = fitted if isinstance(fitted, str) else dumps(fitted)
+    if w.event_index is not None:
+        _, attrs, _ = w.events[w.event_index]
+        for c in w.event_content:
+            fitted, cut = fit_json(c.value, limit, c.kind)
+            w.truncated |= cut
+            if fitted is None:
+                attrs.pop(c.key, None)
+                w.dropped.add(c.key)
+            else:
+                attrs[c.key] = fitted
+    if w.truncated:
+        w.hit.add(HIT_ATTRIBUTE_BYTES)
+
+
+def _evict(attrs: dict[str, Json], limit: int, protected: frozenset[str]) -> list[str]:
+    """Remove attributes beyond ``limit``: content, then other non-core, largest first."""
+    excess = len(attrs) - limit
+    if excess <= 0:
+        return []
+    content = [k for k in attrs if k in sc.CONTENT_ATTRIBUTES]
+    other = [k for k in attrs if not is_core(k) and k not in content and k not in protected]
+
+    def size(key: str) -> int:
+        value = attrs[key]
+        return len(value) if isinstance(value, str) else json_size(value)
+
+    order = sorted(content, key=size, reverse=True) + sorted(other, key=size, reverse=True)
+    removed = order[:excess]
+    for key in removed:
+        del attrs[key]
+    return removed
+
+
+def _build(span: ReadableSpan, w: _Work) -> ReadableSpan:
+    attrs = dict(w.attrs)
+    if w.truncated:
+        attrs[TRUNCATED_ATTRIBUTE] = True
+    if w.dropped:
+        attrs[DROPPED_ATTRIBUTES] = tuple(sorted(w.dropped))
+    if w.hit:
+        attrs[LIMITS_HIT] = tuple(sorted(w.hit))
+    if w.redactions or w.captured:
+        attrs[REDACTIONS] = w.redactions
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attrs,
+        events=[Event(name, cast(Any, a), ts) for name, a, ts in w.events],
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def _redact_errors(span: ReadableSpan, w: _Work, redactor: Redactor) -> ReadableSpan:
+    for _, attrs, _ in w.events:
+        for key in _ERROR_TEXT_KEYS & attrs.keys():
+            value = attrs[key]
+            if isinstance(value, str):
+                attrs[key], n = redactor.text(value)
+                w.redactions += n
+    description = span.status.description
+    if description:
+        clean, n = redactor.text(description)
+        if n:
+            w.redactions += n
+            return _with_status(span, Status(span.status.status_code, clean))
+    return span
+
+
+def _with_status(span: ReadableSpan, status: Status) -> ReadableSpan:
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=span.attributes,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def _needs_work(span: ReadableSpan, limits: Limits) -> bool:
+    """False for the common span: no events, no error text, short values, few attributes.
+
+    Cheap on purpose (it runs for every span with capture off): a string can only be
+    over the byte limit if it has more than a quarter of that many characters.
+    """
+    attrs = span.attributes or {}
+    if span.events or span.status.description or len(attrs) > limits.max_attributes:
+        return True
+    quarter = limits.max_attribute_bytes // 4
+    for value in attrs.values():
+        if isinstance(value, str):
+            if len(value) > quarter:
+                return True
+        elif isinstance(value, tuple) and any(
+            isinstance(v, str) and len(v) > quarter for v in value
+        ):
+            return True
+    return False
+
+
+def finalize(
+    span: ReadableSpan,
+    captured: Captured | None,
+    limits: Limits,
+    redactor: Redactor,
+) -> ReadableSpan:
+    """Apply redaction of error texts and every per-span limit (see the module doc)."""
+    if captured is None and not _needs_work(span, limits):
+        return span  # the common case with capture off: nothing to do, nothing copied
+    events = [(e.name, dict(e.attributes or {}), e.timestamp) for e in span.events]
+    event_index = None
+    if captured is not None and captured.event_name:
+        # At the end of the call: when the response (and so the whole record) existed.
+        events.append((captured.event_name, dict(captured.event_attributes), span.end_time or 0))
+        event_index = len(events) - 1
+    w = _Work(
+        attrs=dict(span.attributes or {}),
+        events=events,
+        content=list(captured.span) if captured else [],
+        event_content=list(captured.event_content) if captured else [],
+        event_index=event_index,
+        redactions=captured.redactions if captured else 0,
+        captured=captured is not None,
+    )
+    span = _redact_errors(span, w, redactor)
+    limit = limits.max_attribute_bytes
+    skip = _content_keys(w) | _IDENTIFIERS
+    cut = [_cap_strings(w.attrs, limit, skip)]
+    cut += [_cap_strings(a, limit, skip) for _, a, _ in w.events]
+    if any(cut):
+        w.truncated = True
+        w.hit.add(HIT_ATTRIBUTE_BYTES)
+    _place_content(w, limit)
+    _apply_count_limit(w, limits.max_attributes)
+    result = _build(span, w)
+    if estimate_span_bytes(result) > limits.max_span_bytes:
+        result = _fit_span(span, w, limits)
+    return result
+
+
+def _markers(w: _Work, evicting: bool) -> int:
+    """How many marker attributes the span will get (they count like any other)."""
+    return sum(
+        (
+            w.truncated,
+            bool(w.dropped) or evicting,
+            bool(w.hit) or evicting,
+            bool(w.redactions) or w.captured,
+        )
+    ) - sum(k in w.attrs for k in MARKER_ATTRIBUTES)
+
+
+def _apply_count_limit(w: _Work, max_attributes: int) -> None:
+    removed: list[str] = []
+    for _, attrs, _ in w.events:
+        removed += _evict(attrs, max_attributes, frozenset())
+    if len(w.attrs) + _markers(w, bool(removed)) > max_attributes:
+        removed += _evict(w.attrs, max(max_attributes - _markers(w, True), 0), frozenset())
+    if removed:
+        w.dropped.update(removed)
+        w.hit.add(HIT_ATTRIBUTES)
+        w.content = [c for c in w.content if c.key in w.attrs]
+        if w.event_index is not None:
+            kept = w.events[w.event_index][1]
+            w.event_content = [c for c in w.event_content if c.key in kept]
+
+
+def _fit_span(span: ReadableSpan, w: _Work, limits: Limits) -> ReadableSpan:
+    """Shrink content, then drop it, then halve long strings until the span fits."""
+    w.hit.add(HIT_SPAN_BYTES)
+    budget = limits.max_span_bytes
+
+    def fits() -> tuple[bool, ReadableSpan]:
+        built = _build(span, w)
+        return estimate_span_bytes(built) <= budget, built
+
+    size = limits.max_attribute_bytes // 2
+    while w.content or w.event_content:
+        if size >= MIN_ATTRIBUTE_BYTES:
+            _place_content(w, size)
+            size //= 2
+        else:
+            _drop_largest_content(w)
+        ok, built = fits()
+        if ok:
+            return built
+    cap = limits.max_attribute_bytes // 2
+    while cap >= _MIN_CUT:
+        w.truncated = True
+        _cap_strings(w.attrs, cap, _IDENTIFIERS)
+        for _, attrs, _ in w.events:
+            _cap_strings(attrs, cap, frozenset())
+        ok, built = fits()
+        if ok:
+            return built
+        cap //= 2
+    return _build(span, w)
+
+
+def _drop_largest_content(w: _Work) -> None:
+    """Remove one content attribute: the event copy before the span's own."""
+    pool: list[ContentValue] = w.event_content or w.content
+    target: Callable[[], dict[str, Json]]
+    if pool is w.event_content and w.event_index is not None:
+        index = w.event_index
+
+        def target() -> dict[str, Json]:
+            return w.events[index][1]
+    else:
+
+        def target() -> dict[str, Json]:
+            return cast(dict[str, Json], w.attrs)
+
+    attrs = target()
+    victim = max(pool, key=lambda c: json_size(attrs.get(c.key)))
+    pool.remove(victim)
+    attrs.pop(victim.key, None)
+    w.dropped.add(victim.key)
+
+
+def drop_content(span: ReadableSpan, reason: str) -> ReadableSpan:
+    """The span without any captured content (span attributes and event copies), marked.
+
+    Used by the per-trace budget: identifying attributes and the span itself stay.
+    """
+    attrs = dict(span.attributes or {})
+    removed = [k for k in attrs if k in sc.CONTENT_ATTRIBUTES]
+    events = []
+    for event in span.events:
+        event_attrs = dict(event.attributes or {})
+        removed += [k for k in event_attrs if k in sc.CONTENT_ATTRIBUTES]
+        if event.name == sc.INFERENCE_DETAILS_EVENT:
+            continue  # the event only exists to carry content
+        events.append(event)
+    if not removed and len(events) == len(span.events):
+        return span
+    for key in removed:
+        attrs.pop(key, None)
+    dropped = set(cast(Sequence[str], attrs.get(DROPPED_ATTRIBUTES, ()))) | set(removed)
+    hit = set(cast(Sequence[str], attrs.get(LIMITS_HIT, ()))) | {reason}
+    attrs[DROPPED_ATTRIBUTES] = tuple(sorted(dropped))
+    attrs[LIMITS_HIT] = tuple(sorted(hit))
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attrs,
+        events=events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
