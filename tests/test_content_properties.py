@@ -12,7 +12,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from letta_otel.export.budget import estimate_span_bytes
@@ -88,6 +88,11 @@ OTHER_RESPONSES = st.sampled_from([ANTHROPIC_RESPONSE, GOOGLE_RESPONSE, RESPONSE
 @given(
     request=payloads("request_json") | OTHER_REQUESTS.flatmap(mutated),
     response=payloads("response_json") | OTHER_RESPONSES.flatmap(mutated),
+)
+# Found by CI: a schema part-type key with a non-string value made an invalid part.
+@example(
+    request={**GOOGLE_REQUEST, "systemInstruction": {"parts": [{"text": []}]}},
+    response=GOOGLE_RESPONSE,
 )
 def test_conversion_is_total_and_schema_valid(request: Any, response: Any) -> None:
     content = llm_content(request, response)

@@ -465,7 +465,30 @@ def _google_part(raw: Json) -> list[Part]:
     if uri:
         return [_uri(_str(_get(file, "mimeType", "mime_type")), uri, "image")]
     others = [k for k, v in p.items() if v is not None]
-    return [{"type": others[0], "content": p[others[0]]}] if others else []
+    if not others:
+        return []
+    key = others[0]
+    if key in _SCHEMA_PART_TYPES:
+        # A schema type name with an unexpected value (e.g. ``"text": []``) would make a
+        # part that fails the schema: keep the text as JSON text, drop the rest.
+        return [_text(json.dumps(p[key], default=str))] if key == "text" else []
+    return [{"type": key, "content": p[key]}]
+
+
+# Part types the semconv message schema defines with a fixed shape.
+_SCHEMA_PART_TYPES = frozenset(
+    {
+        "text",
+        "reasoning",
+        "tool_call",
+        "tool_call_response",
+        "server_tool_call",
+        "server_tool_call_response",
+        "blob",
+        "file",
+        "uri",
+    }
+)
 
 
 def _google_parts(content: Json) -> list[Part]:

@@ -35,6 +35,7 @@ from opentelemetry.util.types import AttributeValue
 
 from letta_otel.export.budget import TRUNCATED_ATTRIBUTE, estimate_span_bytes
 from letta_otel.mapping import semconv as sc
+from letta_otel.mapping.clean import clean_attrs
 from letta_otel.mapping.redact import Redactor
 
 Json = Any
@@ -327,7 +328,9 @@ def _cut_value(key: str, value: AttributeValue, limit: int) -> tuple[AttributeVa
         cut = cut_text(value, limit, keep_tail=key in _KEEP_TAIL)
         return cut, cut is not value
     if isinstance(value, tuple | list) and any(isinstance(v, str) for v in value):
-        items = [_cut_value(key, v, limit) for v in value]
+        # The array counts as a whole (as its JSON form): brackets, quotes and commas too.
+        share = max((limit - 2 - 3 * len(value)) // len(value), 1)
+        items = [_cut_value(key, v, share) for v in value]
         if any(changed for _, changed in items):
             return cast(AttributeValue, tuple(v for v, _ in items)), True
     return value, False
@@ -408,8 +411,8 @@ def _build(span: ReadableSpan, w: _Work) -> ReadableSpan:
         context=span.context,
         parent=span.parent,
         resource=span.resource,
-        attributes=attrs,
-        events=[Event(name, cast(Any, a), ts) for name, a, ts in w.events],
+        attributes=clean_attrs(attrs),
+        events=[Event(name, clean_attrs(cast(Any, a)), ts) for name, a, ts in w.events],
         links=span.links,
         kind=span.kind,
         status=span.status,

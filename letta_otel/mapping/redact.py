@@ -144,12 +144,13 @@ def _apply(rule: _Rule, text: str, lowered: str) -> tuple[str, int]:
     pos = count = 0
     for match in rule.regex.finditer(haystack):
         start, end = match.span()
-        if start > 0 and haystack[start - 1] in rule.boundary:
-            continue
         if rule.kind == "card":
-            digits = "".join(c for c in match.group(0) if c.isdigit())
-            if not 13 <= len(digits) <= 19 or not _luhn(digits):
+            found = _card_within(text, start, end, rule.boundary)
+            if found is None:
                 continue
+            start, end = found  # may sit inside a longer digit run
+        elif start > 0 and haystack[start - 1] in rule.boundary:
+            continue
         keep = text[start : match.end(rule.keep_group)] if rule.keep_group else ""
         pieces += [text[pos:start], keep, marker]
         pos = end
@@ -216,6 +217,31 @@ def _user_sub(pattern: re.Pattern[str], text: str) -> tuple[str, int]:
         return REDACTED
 
     return pattern.sub(replace, text), count
+
+
+def _card_within(text: str, start: int, end: int, boundary: str) -> tuple[int, int] | None:
+    """The longest Luhn-valid card number inside ``text[start:end]``, if any.
+
+    A greedy match may run over a neighbouring number ("2 4111 1111 1111 1111"): then
+    the card starts at a later digit group, and that one must still be found.
+    """
+    starts = [
+        i
+        for i in range(start, end)
+        if text[i] in "23456"
+        and (
+            (i == start and (i == 0 or text[i - 1] not in boundary))
+            or (i > start and text[i - 1] in " -")
+        )
+    ]
+    for s in starts:
+        for e in range(end, s, -1):
+            if not text[e - 1].isdigit() or (e < end and text[e] not in " -"):
+                continue
+            digits = "".join(c for c in text[s:e] if c.isdigit())
+            if 13 <= len(digits) <= 19 and _luhn(digits):
+                return s, e
+    return None
 
 
 def _luhn(digits: str) -> bool:

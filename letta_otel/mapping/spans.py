@@ -27,6 +27,7 @@ from letta_otel.letta.models import ErrorData, Message, Run, Step
 from letta_otel.mapping import ids, provider
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.capture import DEFAULT_POLICY, ContentPolicy, capture_llm, capture_tool
+from letta_otel.mapping.clean import INT64_MAX, clean_attrs, clean_text
 from letta_otel.mapping.limits import Captured, finalize
 from letta_otel.mapping.records import RunRecord, StepRecord
 from letta_otel.mapping.timing import Window, run_window, step_timing
@@ -64,7 +65,7 @@ def _put(attrs: Attrs, key: str, value: AttributeValue | None) -> None:
 
 
 def _truncate(text: str, limit: int, *, keep_tail: bool = False) -> str:
-    data = _clean_text(text).encode()
+    data = clean_text(text).encode()
     if len(data) <= limit:
         return text
     marker = f"…[{len(data) - limit} bytes truncated]…"
@@ -95,37 +96,8 @@ def _put_server(attrs: Attrs, address: tuple[str, int | None] | None) -> None:
         _put(attrs, sc.SERVER_PORT, address[1])
 
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # OTLP times are unsigned 64-bit ns; stay within signed range for every backend.
 MAX_TIME_NS = INT64_MAX
-
-
-def _clean_text(text: str) -> str:
-    """Lone surrogates (valid in JSON, not in UTF-8) would make the encoder drop data."""
-    if text.isascii():
-        return text
-    return text.encode("utf-8", "replace").decode("utf-8")
-
-
-def _clean_value(value: AttributeValue) -> AttributeValue | None:
-    if isinstance(value, str):
-        return _clean_text(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        # The OTLP encoder silently drops ints outside int64.
-        return value if INT64_MIN <= value <= INT64_MAX else None
-    if isinstance(value, tuple | list):
-        items = [_clean_value(v) for v in value]
-        return tuple(i for i in items if i is not None)
-    return value
-
-
-def _clean_attrs(attrs: Mapping[str, AttributeValue] | None) -> Attrs:
-    cleaned: Attrs = {}
-    for key, value in (attrs or {}).items():
-        clean = _clean_value(value)
-        if clean is not None:
-            cleaned[_clean_text(key)] = clean
-    return cleaned
 
 
 def _clamp_time(ns: int) -> int:
@@ -149,15 +121,15 @@ def _make_span(
     parent = SpanContext(trace_id, parent_id, False, _SAMPLED) if parent_id else None
     start = _clamp_time(window.start_ns)
     if status.description:
-        status = Status(status.status_code, _clean_text(status.description))
+        status = Status(status.status_code, clean_text(status.description))
     span = ReadableSpan(
-        name=_clean_text(name),
+        name=clean_text(name),
         context=SpanContext(trace_id, span_id, False, _SAMPLED),
         parent=parent,
         resource=ctx.resource,
-        attributes=_clean_attrs(attributes),
+        attributes=clean_attrs(attributes),
         events=tuple(
-            Event(e.name, _clean_attrs(e.attributes), _clamp_time(e.timestamp)) for e in events
+            Event(e.name, clean_attrs(e.attributes), _clamp_time(e.timestamp)) for e in events
         ),
         kind=kind,
         status=status,

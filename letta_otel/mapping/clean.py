@@ -1,0 +1,52 @@
+"""Make attribute values encodable: what the OTLP encoder cannot take it drops silently.
+
+Applied wherever spans are built, including structured (map and array) values of
+captured content, so an odd value from Letta never costs a whole attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+_DROP = object()  # a value the encoder cannot take (unlike None inside a structure)
+
+
+def clean_text(text: str) -> str:
+    """Lone surrogates (valid in JSON, not in UTF-8) would make the encoder drop data."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _clean(value: Any) -> Any:
+    if value is None or isinstance(value, bool | float | bytes):
+        return value  # None inside a map or array encodes as an empty value
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, int):
+        return value if INT64_MIN <= value <= INT64_MAX else _DROP
+    if isinstance(value, tuple | list):
+        items = [i for i in map(_clean, value) if i is not _DROP]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, Mapping):
+        return {clean_text(str(k)): c for k, v in value.items() if (c := _clean(v)) is not _DROP}
+    return _DROP
+
+
+def clean_value(value: Any) -> Any:
+    """The value made encodable, or None when nothing of it can be sent."""
+    cleaned = _clean(value)
+    return None if cleaned is _DROP else cleaned
+
+
+def clean_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Top-level attribute values: a None or unencodable value leaves the attribute out."""
+    cleaned: dict[str, Any] = {}
+    for key, value in (attrs or {}).items():
+        clean = clean_value(value)
+        if clean is not None:
+            cleaned[clean_text(str(key))] = clean
+    return cleaned
