@@ -13,6 +13,8 @@ from typing import Protocol, TypeVar
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
+from letta_otel.mapping.clean import cut_text
+
 TRUNCATED_ATTRIBUTE = "letta_otel.truncated"
 _MIN_VALUE_BYTES = 64
 
@@ -74,14 +76,6 @@ def plan_batches(units: Iterable[U], *, max_spans: int, max_bytes: int) -> Itera
         yield batch
 
 
-def _cut(value: str, limit: int) -> str:
-    data = value.encode()
-    if len(data) <= limit:
-        return value
-    marker = f"…[{len(data) - limit} bytes truncated]"
-    return data[:limit].decode(errors="ignore") + marker
-
-
 def _structured(value: object) -> bool:
     if isinstance(value, Mapping):
         return True
@@ -98,7 +92,7 @@ def _cap_values(
     capped: dict[str, AttributeValue] = {}
     for key, value in (attrs or {}).items():
         if isinstance(value, str):
-            capped[key] = _cut(value, limit)
+            capped[key] = cut_text(value, limit)
         elif not (_structured(value) and _value_size(value) > limit):
             capped[key] = value
     return capped

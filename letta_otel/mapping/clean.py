@@ -50,3 +50,22 @@ def clean_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
         if clean is not None:
             cleaned[clean_text(str(key))] = clean
     return cleaned
+
+
+def truncation_marker(removed: int) -> str:
+    return f"…[{removed} bytes truncated]…"
+
+
+def cut_text(text: str, limit: int, *, keep_tail: bool = False) -> str:
+    """``text`` in at most ``limit`` UTF-8 bytes *including* the truncation marker.
+
+    The one way letta-otel shortens a string (status messages, stack traces, long
+    attribute values); a stack trace keeps its tail, where the raising frame is.
+    """
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    keep = max(limit - len(truncation_marker(len(data)).encode()), 0)
+    piece = (data[len(data) - keep :] if keep_tail else data[:keep]).decode("utf-8", "ignore")
+    marker = truncation_marker(len(data) - len(piece.encode()))
+    return marker + piece if keep_tail else piece + marker

@@ -35,7 +35,8 @@ from opentelemetry.util.types import AttributeValue
 
 from letta_otel.export.budget import TRUNCATED_ATTRIBUTE, estimate_span_bytes
 from letta_otel.mapping import semconv as sc
-from letta_otel.mapping.clean import clean_attrs
+from letta_otel.mapping.clean import clean_attrs, cut_text
+from letta_otel.mapping.clean import truncation_marker as _marker
 from letta_otel.mapping.redact import Redactor
 
 Json = Any
@@ -104,21 +105,6 @@ def is_core(key: str) -> bool:
 
 
 # --- text -----------------------------------------------------------------------------
-
-
-def _marker(removed: int) -> str:
-    return f"…[{removed} bytes truncated]…"
-
-
-def cut_text(text: str, limit: int, *, keep_tail: bool = False) -> str:
-    """``text`` in at most ``limit`` UTF-8 bytes *including* the truncation marker."""
-    data = text.encode("utf-8", "replace")
-    if len(data) <= limit:
-        return text
-    keep = max(limit - len(_marker(len(data)).encode()), 0)
-    piece = (data[len(data) - keep :] if keep_tail else data[:keep]).decode("utf-8", "ignore")
-    marker = _marker(len(data) - len(piece.encode()))
-    return marker + piece if keep_tail else piece + marker
 
 
 # --- JSON fitting ---------------------------------------------------------------------

@@ -27,7 +27,7 @@ from letta_otel.letta.models import ErrorData, Message, Run, Step
 from letta_otel.mapping import ids, provider
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.capture import DEFAULT_POLICY, ContentPolicy, capture_llm, capture_tool
-from letta_otel.mapping.clean import INT64_MAX, clean_attrs, clean_text
+from letta_otel.mapping.clean import INT64_MAX, clean_attrs, clean_text, cut_text
 from letta_otel.mapping.limits import Captured, finalize
 from letta_otel.mapping.records import RunRecord, StepRecord
 from letta_otel.mapping.timing import Window, run_window, step_timing
@@ -62,16 +62,6 @@ def _put(attrs: Attrs, key: str, value: AttributeValue | None) -> None:
     if value is None or value == "" or (isinstance(value, tuple | list) and not value):
         return
     attrs[key] = value
-
-
-def _truncate(text: str, limit: int, *, keep_tail: bool = False) -> str:
-    data = clean_text(text).encode()
-    if len(data) <= limit:
-        return text
-    marker = f"…[{len(data) - limit} bytes truncated]…"
-    if keep_tail:
-        return marker + data[-limit:].decode(errors="ignore")
-    return data[:limit].decode(errors="ignore") + marker
 
 
 def endpoint_address(url: str | None) -> tuple[str, int | None] | None:
@@ -253,17 +243,17 @@ def _step_status(record: StepRecord) -> Status:
         # Success is left UNSET (semconv); cancelled and incomplete are not errors.
         return Status(StatusCode.UNSET)
     message = (step.error_data.message if step.error_data else None) or step.stop_reason or ""
-    return Status(StatusCode.ERROR, _truncate(message, MAX_STATUS_MESSAGE_BYTES))
+    return Status(StatusCode.ERROR, cut_text(message, MAX_STATUS_MESSAGE_BYTES))
 
 
 def _exception_events(error_type: str | None, error: ErrorData | None, at_ns: int) -> list[Event]:
     if error is None or not (error.message or error.traceback):
         return []
     attrs: Attrs = {sc.EXCEPTION_TYPE: error_type or sc.ERROR_TYPE_OTHER}
-    _put(attrs, sc.EXCEPTION_MESSAGE, _truncate(error.message or "", MAX_STACKTRACE_BYTES))
+    _put(attrs, sc.EXCEPTION_MESSAGE, cut_text(error.message or "", MAX_STACKTRACE_BYTES))
     if error.traceback:
         # The tail holds the frame that raised; keep it when cutting.
-        attrs[sc.EXCEPTION_STACKTRACE] = _truncate(
+        attrs[sc.EXCEPTION_STACKTRACE] = cut_text(
             error.traceback, MAX_STACKTRACE_BYTES, keep_tail=True
         )
     return [Event("exception", attrs, timestamp=at_ns)]
@@ -400,10 +390,10 @@ def _llm_status(record: StepRecord) -> Status:
     response = record.trace.response_json if record.trace else None
     if provider.response_kind(response) == "error":
         message = (response or {}).get("error")
-        return Status(StatusCode.ERROR, _truncate(str(message or ""), MAX_STATUS_MESSAGE_BYTES))
+        return Status(StatusCode.ERROR, cut_text(str(message or ""), MAX_STATUS_MESSAGE_BYTES))
     if _llm_error_type(record):
         message = record.step.error_data.message if record.step.error_data else None
-        return Status(StatusCode.ERROR, _truncate(message or "", MAX_STATUS_MESSAGE_BYTES))
+        return Status(StatusCode.ERROR, cut_text(message or "", MAX_STATUS_MESSAGE_BYTES))
     return Status(StatusCode.UNSET)
 
 
@@ -492,7 +482,7 @@ def map_run(record: RunRecord, ctx: MappingContext, trace_id: int) -> ReadableSp
     if run.status == "failed":
         error_type, error = _run_error(run)
         attrs[sc.ERROR_TYPE] = error_type
-        status = Status(StatusCode.ERROR, _truncate(error.message or "", MAX_STATUS_MESSAGE_BYTES))
+        status = Status(StatusCode.ERROR, cut_text(error.message or "", MAX_STATUS_MESSAGE_BYTES))
         events = _exception_events(error_type, error, window.end_ns)
     return _make_span(
         ctx,
