@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer
@@ -47,8 +48,6 @@ def _emit(payload: dict[str, Any]) -> None:
 
 
 def serve_letta(steps: int, latency: float, max_seconds: float, spacing_ms: float) -> None:
-    from datetime import timedelta
-
     n_runs = math.ceil(steps * len(TRACED_SCENARIOS) / STEPS_PER_ROUND)
     data = FakeLettaData.generate(
         n_runs, scenarios=TRACED_SCENARIOS, spacing=timedelta(milliseconds=spacing_ms)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from letta_otel.settings import Settings
+
 REPO = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -105,9 +107,6 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     parser.add_argument("--protocol", default="grpc", choices=["grpc", "http/protobuf"])
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     ns = parser.parse_args(argv)
-
-    from letta_otel.settings import Settings
-
     concurrency = ns.concurrency or Settings().max_concurrency
     letta, letta_info = start_server(
         "letta", "--steps", str(ns.steps), "--latency", str(ns.latency), timeout=120
@@ -117,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     workdir = Path(tempfile.mkdtemp(prefix="letta-otel-bench-"))
     state_path = workdir / "state.db"
     endpoint = otlp_info["grpc_endpoint" if ns.protocol == "grpc" else "http_endpoint"]
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("LETTA_", "OTEL_"))
-    } | {
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LETTA_", "OTEL_"))} | {
         "LETTA_BASE_URL": letta_info["url"],
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": ns.protocol,
@@ -221,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     print(
         f"\n{expected} steps in {wall:.1f} s = {steps_per_s:.0f} steps/s "
         f"({result['fraction_of_limit']:.0%} of the latency-bound limit {limit:.0f} steps/s = "
-        f"{concurrency} in flight / {ns.latency * 1000:.0f} ms / {per_step:.2f} requests per step)\n"
+        f"{concurrency} in flight / {ns.latency * 1000:.0f} ms / {per_step:.2f} requests "
+        "per step)\n"
         f"bridge CPU: {cpu:.2f} s = {result['cpu_s_per_1000_steps']:.3f} CPU-s per 1000 steps "
         f"(+{cpu0:.2f} s start-up)\n"
         f"peak RSS {result['peak_rss_mb']} MB; RSS at 25/50/75/100%: "
