@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     state_path = workdir / "state.db"
     endpoint = otlp_info["grpc_endpoint" if ns.protocol == "grpc" else "http_endpoint"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LETTA_", "OTEL_"))} | {
+        "PYTHONPATH": str(REPO),  # this checkout, whatever is installed
         "LETTA_BASE_URL": letta_info["url"],
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": ns.protocol,

@@ -198,6 +198,7 @@ class Bridge:
             ):
                 report.waiting += 1  # the trace is usually written moments later
                 return None
+            parts = await self._enricher.with_messages(step, parts)
             run = await self._enricher.run(step.run_id) if step.run_id else None
             agent = await self._enricher.agent(step.agent_id)
         except LettaError as exc:

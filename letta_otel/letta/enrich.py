@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from letta_otel.letta.client import InvalidRecord, LettaClient
 from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
+from letta_otel.mapping.provider import tool_calls
 
 T = TypeVar("T")
 
@@ -32,6 +33,21 @@ class StepParts:
         if self.metrics is None or self.metrics.step_ns is None:
             gaps.add("metrics")
         return frozenset(gaps)
+
+
+def needs_messages(parts: StepParts) -> bool:
+    """Whether a step's messages can change its spans.
+
+    Messages only contribute tool calls and their return status. A step whose provider
+    response asks for no tool and which spent no time executing one has none, so its
+    ``/messages`` request is skipped (about half the steps of a typical agent). Without
+    a provider trace the messages are the only source of tool calls: always fetched.
+    """
+    if parts.trace is None:
+        return True
+    if parts.metrics is not None and parts.metrics.tool_execution_ns:
+        return True
+    return bool(tool_calls(parts.trace.response_json))
 
 
 class Enricher:
@@ -62,12 +78,18 @@ class Enricher:
             self._runs[run_id] = done
 
     async def step_parts(self, step: Step) -> StepParts:
-        trace, metrics, messages = await asyncio.gather(
+        """The trace and metrics; messages come with :meth:`with_messages` when needed."""
+        trace, metrics = await asyncio.gather(
             self._limited(self._client.get_trace(step.id)),
             self._limited(self._client.get_metrics(step.id)),
-            self._limited(self._client.get_messages(step.id)),
         )
-        return StepParts(trace, metrics, tuple(messages))
+        return StepParts(trace, metrics, ())
+
+    async def with_messages(self, step: Step, parts: StepParts) -> StepParts:
+        if not needs_messages(parts):
+            return parts
+        messages = await self._limited(self._client.get_messages(step.id))
+        return StepParts(parts.trace, parts.metrics, tuple(messages))
 
     async def step(self, step_id: str) -> Step | None:
         return await self._limited(self._client.get_step(step_id))
