@@ -130,11 +130,6 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     if ns.max_rps is not None:
         env["LETTA_OTEL_MAX_RPS"] = str(ns.max_rps)
     log_path = workdir / "bridge.log"
-    print(
-        f"fake Letta: {expected} steps in {letta_info['runs']} runs, {ns.latency * 1000:.0f} ms "
-        f"per request; concurrency {concurrency}; bridge log {log_path}",
-        flush=True,
-    )
     with log_path.open("w") as log:
         bridge = subprocess.Popen(
             [sys.executable, "-m", "letta_otel", "run"],
@@ -143,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    print(
+        f"fake Letta: {expected} steps in {letta_info['runs']} runs, {ns.latency * 1000:.0f} ms "
+        f"per request; concurrency {concurrency}; bridge pid {bridge.pid}, log {log_path}",
+        flush=True,
+    )
     samples: list[Sample] = []
     try:
         deadline = time.monotonic() + ns.timeout

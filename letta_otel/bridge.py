@@ -8,9 +8,12 @@ Order of a cycle, and why:
    terminal, enriched and mapped into a *unit* of spans;
 3. a run becomes a unit when it is terminal and none of its steps is still open, so
    its root span arrives with or after its children, never before them;
-4. units are packed into bounded batches and exported in order; each confirmed batch
-   is committed in one transaction; the first failure ends the cycle (the backend
-   is likely down) and what is left is retried next cycle with the same span ids.
+4. units are packed into bounded batches as they become ready and exported from a
+   worker thread while later steps are still being enriched (a pipeline: at most
+   ``2 x max_concurrency`` steps in enrichment, ``QUEUE_UNITS`` units waiting, so
+   memory does not grow with the backlog); each confirmed batch is committed in one
+   transaction; the first failure ends the cycle (the backend is likely down) and what
+   is left is retried next cycle with the same span ids.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from letta_otel.export.budget import plan_batches, trim_spans
+from letta_otel.export.budget import estimate_unit_bytes, trim_spans
 from letta_otel.export.sink import SpanSink
 from letta_otel.letta.client import LettaError
 from letta_otel.letta.discovery import Discovery
@@ -42,6 +45,9 @@ MIN_BATCH_BYTES = 64 * 1024
 MIN_BATCH_SCALE = 1 / 1024
 GROW_AFTER_BATCHES = 8
 PRUNE_EVERY = timedelta(minutes=10)
+# Pipeline bounds: units waiting for export, and a partial batch's longest wait.
+QUEUE_UNITS = 1024
+FLUSH_AFTER = 1.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class CycleReport:
     open_steps: int = 0
     open_runs: int = 0
     newest_exported_ns: int | None = None
+    more: bool = False  # discovery stopped at its page budget: poll again at once
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -108,6 +115,9 @@ class Bridge:
         # (a batch the backend finds too large gets split), restored after successes.
         self._batch_scale = 1.0
         self._good_batches = 0
+        # Steps enriched at once: enough to keep every request slot busy, few enough
+        # that memory does not grow with the backlog (each holds a provider trace).
+        self._steps_in_flight = max(4, 2 * enricher.max_in_flight)
 
     async def cycle(
         self, *, once: bool = False, should_stop: Callable[[], bool] = lambda: False
@@ -130,32 +140,72 @@ class Bridge:
             meta=found.meta,
         )
         report.discovered = len(fresh)
+        report.more = found.more
         self._enricher.new_cycle(found.runs)
 
         pins: dict[str, int] = {}
         known = {s.id: s for s in fresh}
         open_steps = self._state.open_steps()
-        results = await asyncio.gather(
-            *(
-                self._step_unit(o, known.get(o.step_id), now_ns, once, pins, report)
-                for o in open_steps
-            )
-        )
-        step_units = [u for u in results if u is not None]
-        settled = {sid for u in step_units for sid in u.step_ids}
-        still_open = {o.run_id for o in open_steps if o.step_id not in settled and o.run_id}
-        run_units = await self._run_units(still_open, now_ns, pins, report)
-
-        if pins:
-            self._state.set_run_trace_ids(
-                ((rid, ids.format_trace_id(tid)) for rid, tid in pins.items()), now_ns=now_ns
-            )
-        await self._export(step_units + run_units, report, should_stop)
+        exporter = _Exporter(self, report, should_stop, pins, now_ns)
+        units: asyncio.Queue[Unit | None] = asyncio.Queue(maxsize=QUEUE_UNITS)
+        consumer = asyncio.create_task(exporter.consume(units))
+        try:
+            await self._produce(open_steps, known, now_ns, once, pins, report, units, exporter)
+        finally:
+            await units.put(None)
+            await consumer
         self._maybe_prune(now)
         counts = self._state.counts()
         report.open_steps = counts.get("steps_open", 0)
         report.open_runs = counts.get("runs_open", 0)
         return report
+
+    async def _produce(  # noqa: PLR0917
+        self,
+        open_steps: list[OpenStep],
+        known: dict[str, Step],
+        now_ns: int,
+        once: bool,
+        pins: dict[str, int],
+        report: CycleReport,
+        units: asyncio.Queue[Unit | None],
+        exporter: _Exporter,
+    ) -> None:
+        """Enrich and map open steps, a bounded number at a time, handing units over as
+        they are ready; then the runs none of whose steps is still open."""
+        slots = asyncio.Semaphore(self._steps_in_flight)
+        settled: set[str] = set()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def one(entry: OpenStep) -> None:
+            try:
+                unit = await self._step_unit(
+                    entry, known.get(entry.step_id), now_ns, once, pins, report
+                )
+            finally:
+                slots.release()
+            if unit is not None:
+                settled.update(unit.step_ids)
+                await units.put(unit)
+
+        try:
+            for entry in open_steps:
+                await slots.acquire()
+                if exporter.stopped or exporter.should_stop():
+                    slots.release()
+                    break
+                task = asyncio.create_task(one(entry))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+        if exporter.stopped:
+            return
+        still_open = {o.run_id for o in open_steps if o.step_id not in settled and o.run_id}
+        for unit in await self._run_units(still_open, now_ns, pins, report):
+            await units.put(unit)
 
     def _skip_invalid(self, now_ns: int, report: CycleReport) -> None:
         invalid = [
@@ -286,33 +336,6 @@ class Bridge:
 
     # --- export ---------------------------------------------------------------------
 
-    async def _export(
-        self, units: list[Unit], report: CycleReport, should_stop: Callable[[], bool]
-    ) -> None:
-        max_spans = max(1, int(self._options.max_batch_spans * self._batch_scale))
-        max_bytes = max(MIN_BATCH_BYTES, int(self._options.max_batch_bytes * self._batch_scale))
-        for unit in units:
-            unit.spans = trim_spans(unit.spans, self._options.max_batch_bytes)
-        for batch in plan_batches(units, max_spans=max_spans, max_bytes=max_bytes):
-            if should_stop():
-                break
-            spans = [s for unit in batch for s in unit.spans]
-            report.batches += 1
-            if not await asyncio.to_thread(self._sink.export, spans):
-                self._export_failed(len(spans), report)
-                return
-            self._export_succeeded()
-            step_ids = [sid for unit in batch for sid in unit.step_ids]
-            run_ids = [rid for unit in batch for rid in unit.run_ids]
-            self._state.mark_exported(
-                step_ids=step_ids, run_ids=run_ids, now_ns=to_ns(self._clock())
-            )
-            report.exported_steps += len(step_ids)
-            report.exported_runs += len(run_ids)
-            report.spans += len(spans)
-            newest = max((s.end_time or 0) for s in spans)
-            report.newest_exported_ns = max(report.newest_exported_ns or 0, newest)
-
     def _export_failed(self, n_spans: int, report: CycleReport) -> None:
         report.failed_batches += 1
         report.errors.append(f"export of {n_spans} spans failed")
@@ -332,6 +355,11 @@ class Bridge:
             self._batch_scale = min(1.0, self._batch_scale * 2)
             self._good_batches = 0
 
+    def batch_bounds(self) -> tuple[int, int]:
+        max_spans = max(1, int(self._options.max_batch_spans * self._batch_scale))
+        max_bytes = max(MIN_BATCH_BYTES, int(self._options.max_batch_bytes * self._batch_scale))
+        return max_spans, max_bytes
+
     def _maybe_prune(self, now: datetime) -> None:
         if self._last_prune and now - self._last_prune < PRUNE_EVERY:
             return
@@ -344,6 +372,102 @@ class Bridge:
         report.letta_errors += 1
         report.errors.append(f"{doing}: {exc}")
         log.warning("%s failed: %s", doing, exc)
+
+
+class _Exporter:
+    """The consuming half of a cycle: packs units into bounded batches and exports them
+    in a worker thread while enrichment goes on; commits each confirmed batch.
+
+    A batch leaves when it is full, when the units stop coming for ``FLUSH_AFTER``
+    seconds, or at the end of the cycle. The first failed export stops the cycle (the
+    backend is likely down); the units still arriving are dropped uncommitted and are
+    retried next cycle with the same span ids.
+    """
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        report: CycleReport,
+        should_stop: Callable[[], bool],
+        pins: dict[str, int],
+        now_ns: int,
+    ) -> None:
+        self._bridge = bridge
+        self._report = report
+        self.should_stop = should_stop
+        self._pins = pins
+        self._pinned: set[str] = set()
+        self._now_ns = now_ns
+        self._batch: list[Unit] = []
+        self._spans = 0
+        self._bytes = 0
+        self.stopped = False
+
+    async def consume(self, units: asyncio.Queue[Unit | None]) -> None:
+        while True:
+            try:
+                if self._batch:
+                    unit = await asyncio.wait_for(units.get(), FLUSH_AFTER)
+                else:
+                    unit = await units.get()
+            except TimeoutError:
+                await self._flush()
+                continue
+            if unit is None:
+                await self._flush()
+                return
+            if self.stopped:
+                continue  # drain: the producer must never block on a full queue
+            await self._add(unit)
+
+    async def _add(self, unit: Unit) -> None:
+        max_spans, max_bytes = self._bridge.batch_bounds()
+        unit.spans = trim_spans(unit.spans, self._bridge._options.max_batch_bytes)
+        size = estimate_unit_bytes(unit)
+        full = self._spans + len(unit.spans) > max_spans or self._bytes + size > max_bytes
+        if self._batch and full:
+            await self._flush()
+        if self.stopped:
+            return
+        self._batch.append(unit)
+        self._spans += len(unit.spans)
+        self._bytes += size
+        if self._spans >= max_spans:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._batch, self._spans, self._bytes = self._batch, [], 0, 0
+        if not batch or self.stopped:
+            return
+        if self.should_stop():
+            self.stopped = True
+            return
+        bridge, report = self._bridge, self._report
+        new_pins = [rid for rid in self._pins if rid not in self._pinned]
+        if new_pins:
+            # Pinned before the spans that use them leave, so a crash cannot split a run.
+            bridge._state.set_run_trace_ids(
+                ((rid, ids.format_trace_id(self._pins[rid])) for rid in new_pins),
+                now_ns=self._now_ns,
+            )
+            self._pinned.update(new_pins)
+        spans = [s for unit in batch for s in unit.spans]
+        report.batches += 1
+        if not await asyncio.to_thread(bridge._sink.export, spans):
+            bridge._export_failed(len(spans), report)
+            self.stopped = True
+            return
+        bridge._export_succeeded()
+        step_ids = [sid for unit in batch for sid in unit.step_ids]
+        run_ids = [rid for unit in batch for rid in unit.run_ids]
+        bridge._state.mark_exported(
+            step_ids=step_ids, run_ids=run_ids, now_ns=to_ns(bridge._clock())
+        )
+        report.exported_steps += len(step_ids)
+        report.exported_runs += len(run_ids)
+        report.spans += len(spans)
+        newest = max((s.end_time or 0) for s in spans)
+        report.newest_exported_ns = max(report.newest_exported_ns or 0, newest)
 
 
 def _ns(delta: timedelta) -> int:

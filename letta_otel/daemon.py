@@ -69,10 +69,16 @@ def build_client(settings: Settings) -> LettaClient:
     )
 
 
+# Listing pages per cycle (200 steps each). A cycle that reaches it is followed at
+# once by the next (adaptive polling), so a backlog streams through in slices that
+# bound memory, and ``--once`` keeps cycling until the listing is exhausted.
+PAGES_PER_CYCLE = 10
+
+
 async def _build_bridge(
     settings: Settings, client: LettaClient, state: StateStore, sink: SpanSink, once: bool
 ) -> Bridge:
-    max_pages = None if once else 50
+    max_pages = PAGES_PER_CYCLE
     try:
         discovery = await choose_discovery(
             client,
@@ -209,9 +215,13 @@ class Daemon:
                 level = logging.INFO if report.ok else logging.WARNING
                 log.log(level, summarize(report, elapsed))
                 if once:
-                    ok = report.ok
+                    ok = ok and report.ok
+                    if report.more and report.ok:
+                        continue
                     break
                 failures = 0 if report.ok else failures + 1
+                if report.more and report.ok:
+                    continue  # pages came back full: there is a backlog, poll at once
                 await self._sleep(retry_delay(settings.poll_interval, failures))
         finally:
             await client.aclose()

@@ -70,6 +70,8 @@ class Discovered:
     steps: list[Step] = field(default_factory=list)
     runs: dict[str, Run] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+    # The cursor listing stopped at its page budget with full pages: there is more.
+    more: bool = False
     pages: int = 0
 
 
@@ -115,8 +117,10 @@ class StepsDiscovery:
             found.meta[META_STEPS_CURSOR_SEEN] = now.isoformat()
         if cursor is not None and _reread_due(state, now):
             # The caller drops what it already knows; late commits remain.
+            more, found.more = found.more, False
             await self._read(found, after=None, start=now - self.reread_window)
             found.meta[META_LAST_REREAD] = now.isoformat()
+            found.more = more
         return found
 
     async def _read(self, found: Discovered, *, after: str | None, start: datetime) -> str | None:
@@ -136,6 +140,8 @@ class StepsDiscovery:
                 last = after = ids[-1]
             if len(ids) < STEPS_PAGE:
                 break
+        else:
+            found.more = True
         return last
 
 

@@ -55,6 +55,7 @@ class Enricher:
         self, client: LettaClient, *, max_in_flight: int = 8, agent_ttl: float = 600.0
     ) -> None:
         self._client = client
+        self.max_in_flight = max_in_flight
         self._limit = asyncio.Semaphore(max_in_flight)
         self._agent_ttl = agent_ttl
         self._agents: dict[str, tuple[float, asyncio.Future[Agent | None]]] = {}
