@@ -36,6 +36,7 @@ from letta_otel.mapping import ids
 from letta_otel.mapping.records import RunRecord, StepRecord
 from letta_otel.mapping.spans import MappingContext, map_run, map_step
 from letta_otel.mapping.timing import to_ns
+from letta_otel.sharding import Shard, keep_own
 from letta_otel.state import OpenStep, StateStore
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class BridgeOptions:
     adopt_letta_trace_id: bool = False
     max_batch_spans: int = 512
     max_batch_bytes: int = 3_000_000
+    shard: Shard | None = None
 
 
 @dataclass
@@ -131,6 +133,7 @@ class Bridge:
             self._letta_error(report, "discovering steps", exc)
             return report
         self._skip_invalid(now_ns, report)
+        found.steps = keep_own(self._options.shard, found.steps)
         settled = self._state.settled_step_ids(s.id for s in found.steps)
         fresh = list({s.id: s for s in found.steps if s.id not in settled}.values())
         self._state.record_discovered(

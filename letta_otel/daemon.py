@@ -66,11 +66,12 @@ def build_client(settings: Settings) -> LettaClient:
         project=settings.letta_project,
         timeout=settings.letta_timeout,
         max_connections=settings.max_concurrency,
+        max_rps=settings.max_rps,
     )
 
 
-# Listing pages per cycle (200 steps each). A cycle that reaches it is followed at
-# once by the next (adaptive polling), so a backlog streams through in slices that
+# Steps listing pages per cycle (200 steps each). A cycle that reaches it is followed
+# at once by the next (adaptive polling), so a backlog streams through in slices that
 # bound memory, and ``--once`` keeps cycling until the listing is exhausted.
 PAGES_PER_CYCLE = 10
 
@@ -86,8 +87,10 @@ async def _build_bridge(
             lambda: StepsDiscovery(
                 client, settings.initial_lookback, max_pages, reread_window=settings.reread_window
             ),
+            # Unbounded: the runs listing cannot resume from a cursor (newest first down
+            # to a watermark), so a page budget would lose the older runs of a backlog.
             lambda: RunsDiscovery(
-                client, settings.initial_lookback, max_pages, reread_window=settings.reread_window
+                client, settings.initial_lookback, None, reread_window=settings.reread_window
             ),
         )
     except LettaAuthError as exc:
@@ -97,6 +100,8 @@ async def _build_bridge(
             f"cannot reach Letta at LETTA_BASE_URL={settings.letta_base_url}: {exc}"
         ) from None
     log.info("discovering steps through /v1/%s/", discovery.name)
+    if settings.shard is not None:
+        log.info("handling only the agents of shard %s", settings.shard)
     return Bridge(
         discovery=discovery,
         enricher=Enricher(client, max_in_flight=settings.max_concurrency),
@@ -109,6 +114,7 @@ async def _build_bridge(
             adopt_letta_trace_id=settings.adopt_letta_trace_id,
             max_batch_spans=settings.max_batch_spans,
             max_batch_bytes=settings.max_batch_bytes,
+            shard=settings.shard,
         ),
     )
 
