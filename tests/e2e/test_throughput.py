@@ -6,6 +6,7 @@ these tests check that the faster paths keep "nothing lost, nothing doubled".
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -70,3 +71,27 @@ def test_shards_split_the_agents_without_overlap(
 def test_max_rps_still_exports_everything(run_once: RunOnce, receiver: OtlpReceiver) -> None:
     assert run_once(LETTA_OTEL_MAX_RPS="2000", LETTA_OTEL_MAX_CONCURRENCY="4") == 0
     assert len(step_spans(receiver.spans)) == 168
+
+
+def test_reread_sweeps_past_the_cycle_page_budget(
+    bridge_env: BridgeEnv,
+    run_once: RunOnce,
+    receiver: OtlpReceiver,
+    letta: FakeLettaServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(daemon, "PAGES_PER_CYCLE", 1)
+    monkeypatch.setattr("letta_otel.letta.discovery.STEPS_PAGE", 20)
+    data = letta.data
+    ordered = sorted(data.expected_terminal_step_ids(), key=data.created_at)
+    late = ordered[-10]  # near the end of the window: far past one cycle's single page
+    data.hide(late)
+    assert run_once() == 0
+    assert late not in _step_ids(receiver)
+    data.reveal(late)
+    with sqlite3.connect(bridge_env.state_path) as db:  # make the once-a-minute re-read due
+        db.execute("UPDATE meta SET value = '2000-01-01T00:00:00+00:00' WHERE key = 'reread.last'")
+    assert run_once() == 0
+    exported = _step_ids(receiver)
+    assert exported[late] == 1 and max(exported.values()) == 1
+    assert set(exported) == set(data.expected_terminal_step_ids())
