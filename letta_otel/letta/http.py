@@ -27,7 +27,7 @@ import ssl
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
 MAX_REDIRECTS = 5
@@ -186,8 +186,7 @@ class _Connection(asyncio.Protocol):
         self.reusable = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
         waiter = self._waiter
@@ -327,7 +326,7 @@ class FastHttp:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, conn = await loop.create_connection(
+                transport, conn = await loop.create_connection(
                     _Connection,
                     self._host,
                     self._port,
@@ -336,6 +335,8 @@ class FastHttp:
                 )
         except OSError as exc:
             raise HttpError(f"cannot connect ({exc.strerror or type(exc).__name__})") from None
+        # Some loops (uvloop) call connection_made() only after create_connection returns.
+        conn.transport = transport
         return conn
 
     async def aclose(self) -> None:
