@@ -47,7 +47,7 @@ MIN_BATCH_SCALE = 1 / 1024
 GROW_AFTER_BATCHES = 8
 PRUNE_EVERY = timedelta(minutes=10)
 # Pipeline bounds: units waiting for export, and a partial batch's longest wait.
-QUEUE_UNITS = 1024
+QUEUE_UNITS = 256
 FLUSH_AFTER = 1.0
 
 
@@ -149,6 +149,10 @@ class Bridge:
         pins: dict[str, int] = {}
         known = {s.id: s for s in fresh}
         open_steps = self._state.open_steps()
+        first_run = next((s.run_id for s in fresh if s.run_id), None)
+        if first_run:
+            wanted = {o.run_id for o in open_steps if o.run_id} | set(self._state.open_run_ids())
+            self._enricher.prefetch_runs(wanted, first_run)
         exporter = _Exporter(self, report, should_stop, pins, now_ns)
         units: asyncio.Queue[Unit | None] = asyncio.Queue(maxsize=QUEUE_UNITS)
         consumer = asyncio.create_task(exporter.consume(units))

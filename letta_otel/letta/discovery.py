@@ -119,19 +119,20 @@ class StepsDiscovery:
         if last is not None:
             found.meta[META_STEPS_CURSOR] = last
             found.meta[META_STEPS_CURSOR_SEEN] = now.isoformat()
-        if cursor is not None and _reread_due(state, now):
-            # Only late commits are kept, page by page, so the sweep of the whole
-            # window costs listing requests but no memory; it has its own page cap.
-            more, found.more = found.more, False
+        if cursor is not None and not found.more and _reread_due(state, now):
+            # Caught up: sweep the window up to where the cursor now stands, keeping
+            # only unsettled steps page by page (late commits), so it costs listing
+            # requests but no memory. While a backlog is read it waits (found.more).
             await self._read(
                 found,
                 after=None,
                 start=now - self.reread_window,
                 max_pages=REREAD_MAX_PAGES,
                 drop=state.settled_step_ids,
+                stop_at=last or cursor,
             )
             found.meta[META_LAST_REREAD] = now.isoformat()
-            found.more = more
+            found.more = False
         return found
 
     async def _read(
@@ -142,10 +143,12 @@ class StepsDiscovery:
         start: datetime,
         max_pages: int | None = None,
         drop: Callable[[Iterable[str]], set[str]] | None = None,
+        stop_at: str | None = None,
     ) -> str | None:
         """Page forward from ``after`` (or from ``start``); the id of the last step read.
 
-        ``drop`` names steps not to keep (already settled ones, for the re-read).
+        ``drop`` names steps not to keep (already settled ones, for the re-read);
+        reading ends after the step ``stop_at``.
         """
         pages = self.max_pages if max_pages is None else max_pages
         budget = None if pages is None else found.pages + pages
@@ -164,7 +167,7 @@ class StepsDiscovery:
             found.steps.extend(steps)
             if ids:
                 last = after = ids[-1]
-            if len(ids) < STEPS_PAGE:
+            if len(ids) < STEPS_PAGE or (stop_at is not None and stop_at in ids):
                 break
         else:
             found.more = True

@@ -7,6 +7,7 @@ for one cycle (their status changes); agents for ``agent_ttl`` (names rarely do)
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -14,9 +15,11 @@ from typing import TypeVar
 
 from letta_otel.letta.client import InvalidRecord, LettaClient
 from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
+from letta_otel.letta.prefetch import RunPrefetcher
 from letta_otel.mapping.provider import tool_calls
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class Enricher:
         self._agent_ttl = agent_ttl
         self._agents: dict[str, tuple[float, asyncio.Future[Agent | None]]] = {}
         self._runs: dict[str, asyncio.Future[Run | None]] = {}
+        self._prefetcher = RunPrefetcher(client)
+        self._prefetch: asyncio.Future[None] | None = None
 
     async def _limited(self, call: Awaitable[T]) -> T:
         async with self._limit:
@@ -70,10 +75,66 @@ class Enricher:
         found, self._client.invalid_records = self._client.invalid_records, []
         return found
 
+    def prefetch_runs(self, wanted: set[str], first: str) -> None:
+        """Start fetching this cycle's runs from listing pages (see ``prefetch``).
+
+        Each wanted run gets a future at once; :meth:`run` awaits it. A run the listing
+        does not bring is fetched by id afterwards, so every future resolves.
+        """
+        loop = asyncio.get_running_loop()
+        pending: dict[str, asyncio.Future[Run | None]] = {
+            rid: loop.create_future() for rid in wanted if rid not in self._runs
+        }
+        if first not in pending:
+            return
+        self._runs.update(pending)
+
+        for future in pending.values():
+            # A run nobody ends up asking for must not log "exception never retrieved".
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+        async def fill() -> None:
+            try:
+                async for run in self._prefetcher.runs(set(pending), first):
+                    future = pending.pop(run.id, None)
+                    if future is not None and not future.done():
+                        future.set_result(run)
+            except asyncio.CancelledError:
+                for future in pending.values():
+                    future.cancel()
+                raise
+            except Exception:
+                log.exception("prefetching runs failed; fetching them one by one")
+            for run_id, future in pending.items():
+                self._by_id(run_id, future)
+
+        self._prefetch = asyncio.ensure_future(fill())
+
+    def _by_id(self, run_id: str, future: asyncio.Future[Run | None]) -> None:
+        task = asyncio.ensure_future(self._limited(self._client.get_run(run_id)))
+
+        def copy(done: asyncio.Future[Run | None]) -> None:
+            if future.done():
+                return
+            if done.cancelled():
+                future.cancel()
+            elif (error := done.exception()) is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(done.result())
+
+        task.add_done_callback(copy)
+
     def new_cycle(self, known_runs: dict[str, Run] | None = None) -> None:
         """Forget cached runs; seed with runs a listing already returned."""
+        if self._prefetch is not None:
+            self._prefetch.cancel()
+            self._prefetch = None
         self._runs = {}
-        for run_id, run in (known_runs or {}).items():
+        self._seed(known_runs or {})
+
+    def _seed(self, runs: dict[str, Run]) -> None:
+        for run_id, run in runs.items():
             done: asyncio.Future[Run | None] = asyncio.get_running_loop().create_future()
             done.set_result(run)
             self._runs[run_id] = done
