@@ -429,8 +429,10 @@ class _Exporter:
 
     async def _add(self, unit: Unit) -> None:
         max_spans, max_bytes = self._bridge.batch_bounds()
-        unit.spans = trim_spans(unit.spans, self._bridge._options.max_batch_bytes)
         size = estimate_unit_bytes(unit)
+        if size > self._bridge._options.max_batch_bytes:
+            unit.spans = trim_spans(unit.spans, self._bridge._options.max_batch_bytes)
+            size = estimate_unit_bytes(unit)
         full = self._spans + len(unit.spans) > max_spans or self._bytes + size > max_bytes
         if self._batch and full:
             await self._flush()
