@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,8 +25,9 @@ Script = Callable[[socket.socket, bytes, int], bool]  # (conn, request, n) -> ke
 class ScriptedServer:
     """Serves each request with ``script``; counts connections and requests."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, tls: ssl.SSLContext | None = None) -> None:
         self.script = script
+        self.tls = tls
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.connections = 0
@@ -42,6 +46,13 @@ class ScriptedServer:
             except TimeoutError:
                 continue
             self.connections += 1
+            if self.tls is not None:
+                try:
+                    conn.settimeout(5)
+                    conn = self.tls.wrap_socket(conn, server_side=True)
+                except (ssl.SSLError, OSError):
+                    conn.close()  # the client refused our certificate
+                    continue
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
@@ -97,8 +108,8 @@ def fetch(url: str, *paths: str, timeout: float = 2.0) -> list[RawResponse]:
 
 
 @contextlib.contextmanager
-def serving(script: Script) -> Iterator[ScriptedServer]:
-    with ScriptedServer(script) as server:
+def serving(script: Script, tls: ssl.SSLContext | None = None) -> Iterator[ScriptedServer]:
+    with ScriptedServer(script, tls) as server:
         yield server
 
 
@@ -224,3 +235,58 @@ def test_proxy_variables_select_the_httpx_path(monkeypatch: pytest.MonkeyPatch) 
     assert not proxy_configured("http://letta.internal:8283")
     monkeypatch.setenv("NO_PROXY", "api.letta.com")
     assert not proxy_configured("https://api.letta.com")
+
+
+def test_https_verifies_the_server_certificate(tmp_path: Path) -> None:
+    """TLS over loopback with a throw-away CA: trusted when given, refused otherwise."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+
+    def script(conn: socket.socket, request: bytes, n: int) -> bool:
+        conn.sendall(ok(b'{"tls": true}'))
+        return True
+
+    with serving(script, tls=server_ctx) as server:
+        url = server.url.replace("http://", "https://")
+
+        async def go(trust: ssl.SSLContext | None) -> RawResponse:
+            http = FastHttp(
+                url,
+                headers={},
+                timeout=5,
+                connect_timeout=5,
+                max_connections=1,
+                ssl_context=trust,
+            )
+            try:
+                return await http.get("/v1/health/", [])
+            finally:
+                await http.aclose()
+
+        trusted = ssl.create_default_context(cafile=str(cert))
+        assert asyncio.run(go(trusted)).body == b'{"tls": true}'
+        with pytest.raises(HttpError, match="cannot connect"):
+            asyncio.run(go(None))  # certifi's CAs do not know this certificate
