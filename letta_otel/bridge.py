@@ -120,6 +120,8 @@ class Bridge:
         # Steps enriched at once: enough to keep every request slot busy, few enough
         # that memory does not grow with the backlog (each holds a provider trace).
         self._steps_in_flight = max(4, 2 * enricher.max_in_flight)
+        self._slice_edge_run: str | None = None
+        self._slice_edge: datetime | None = None
 
     async def cycle(
         self, *, once: bool = False, should_stop: Callable[[], bool] = lambda: False
@@ -156,6 +158,10 @@ class Bridge:
         exporter = _Exporter(self, report, should_stop, pins, now_ns)
         units: asyncio.Queue[Unit | None] = asyncio.Queue(maxsize=QUEUE_UNITS)
         consumer = asyncio.create_task(exporter.consume(units))
+        # Behind a backlog the listing stopped mid-stream: a run may have steps beyond
+        # this slice. Its root waits unless it ended before the slice's last step began.
+        edge_run = next((s.run_id for s in reversed(found.steps) if s.run_id), None)
+        self._slice_edge_run = edge_run if found.more else None
         try:
             await self._produce(open_steps, known, now_ns, once, pins, report, units, exporter)
         finally:
@@ -211,6 +217,7 @@ class Bridge:
         if exporter.stopped:
             return
         still_open = {o.run_id for o in open_steps if o.step_id not in settled and o.run_id}
+        self._slice_edge = await self._edge_time(report)
         for unit in await self._run_units(still_open, now_ns, pins, report):
             await units.put(unit)
 
@@ -297,6 +304,22 @@ class Bridge:
 
     # --- runs -----------------------------------------------------------------------
 
+    async def _edge_time(self, report: CycleReport) -> datetime | None:
+        """When the run of the slice's last step began (its steps began no earlier)."""
+        if self._slice_edge_run is None:
+            return None
+        try:
+            run = await self._enricher.run(self._slice_edge_run)
+        except LettaError as exc:
+            self._letta_error(report, f"fetching run {self._slice_edge_run}", exc)
+            run = None
+        # Unknown: hold every root back until the listing has caught up.
+        return (
+            run.created_at
+            if run is not None and run.created_at
+            else datetime.min.replace(tzinfo=UTC)
+        )
+
     async def _run_units(
         self, busy: set[str], now_ns: int, pins: dict[str, int], report: CycleReport
     ) -> list[Unit]:
@@ -317,6 +340,9 @@ class Bridge:
                 return None
             if not run.is_terminal:
                 return None
+            edge = self._slice_edge
+            if edge is not None and (run.completed_at is None or run.completed_at >= edge):
+                return None  # may still have steps beyond this slice: next cycle
             agent = await self._enricher.agent(run.agent_id)
         except LettaError as exc:
             self._letta_error(report, f"fetching run {run_id}", exc)

@@ -95,3 +95,20 @@ def test_reread_sweeps_past_the_cycle_page_budget(
     exported = _step_ids(receiver)
     assert exported[late] == 1 and max(exported.values()) == 1
     assert set(exported) == set(data.expected_terminal_step_ids())
+
+
+def test_a_run_root_never_precedes_its_steps_across_slices(
+    run_once: RunOnce,
+    receiver: OtlpReceiver,
+    letta: FakeLettaServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(daemon, "PAGES_PER_CYCLE", 1)
+    monkeypatch.setattr("letta_otel.letta.discovery.STEPS_PAGE", 7)  # many slice boundaries
+    assert run_once() == 0
+    arrival = {s.span_id: i for i, s in enumerate(receiver.spans)}
+    runs = {str(s.attributes["letta.run.id"]): s for s in run_spans(receiver.spans)}
+    assert set(runs) == set(letta.data.run_ids())
+    for span in step_spans(receiver.spans):
+        root = runs[str(span.attributes["letta.run.id"])]
+        assert arrival[root.span_id] > arrival[span.span_id]
