@@ -69,6 +69,10 @@ class BackfillRefused(Exception):
     """The request is invalid or unsafe; the message says why and how to proceed."""
 
 
+def _ns(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1_000
+
+
 def parse_time(text: str) -> datetime:
     """ISO-8601; ``Z`` and zone-less (UTC) accepted."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
@@ -92,13 +96,19 @@ class BackfillRange:
     def meta(self, agent: str | None, name: str) -> str:
         return f"backfill.{self.key}.{agent or '*'}.{name}"
 
-    def covered(self, moment_ns: int | None) -> float | None:
-        """Share of the range before ``moment_ns`` (an estimate of progress)."""
-        if moment_ns is None:
+    def estimate(self, anchor: tuple[int, int] | None, newest_ns: int, done: int) -> float | None:
+        """Share done, from the steps per second of Letta time seen since ``anchor``.
+
+        ``anchor`` is (time reached, steps done) after the first cycle: the density of
+        steps over the time covered since then, times the time left until ``until``,
+        estimates what remains. A time-share of the range would be misleading, since
+        activity is rarely spread evenly over it.
+        """
+        if anchor is None or newest_ns <= anchor[0] or done <= anchor[1]:
             return None
-        span = (self.until - self.since).total_seconds()
-        done = moment_ns / 1e9 - self.since.timestamp()
-        return None if span <= 0 else max(0.0, min(done / span, 1.0))
+        density = (done - anchor[1]) / (newest_ns - anchor[0])
+        left = max(_ns(self.until) - newest_ns, 0) * density
+        return done / (done + left)
 
 
 def check_range(
@@ -298,6 +308,7 @@ class Backfill:
         ticker = asyncio.create_task(self._tick(state, baseline, bridge))
         cycles = failures = 0
         newest: int | None = None
+        anchor: tuple[int, int] | None = None
         try:
             while not self._stop.is_set():
                 report = await bridge.cycle(once=True, should_stop=self._stop.is_set)
@@ -305,8 +316,11 @@ class Backfill:
                 log.debug("%s", summarize(report, 0.0))
                 if report.newest_exported_ns:
                     newest = max(newest or 0, report.newest_exported_ns)
-                if bridge.discovery.name == "steps":
-                    self._progress.fraction = self._range.covered(newest)
+                if bridge.discovery.name == "steps" and newest is not None:
+                    done = state.counts().get("steps_exported", 0) - baseline
+                    if anchor is None:
+                        anchor = (newest, done)
+                    self._progress.fraction = self._range.estimate(anchor, newest, done)
                 if not report.ok:
                     failures += 1
                     if failures >= MAX_FAILED_CYCLES:
@@ -337,6 +351,8 @@ class Backfill:
         if self._stop.is_set():
             self._progress.finish(f"stopped after {done} steps; run the same command to resume")
         elif ok:
+            self._progress.fraction = 1.0
+            self._progress.update(done)
             self._progress.finish(f"done: {done} steps exported in {cycles} cycles")
         else:
             errors = "; ".join(report.errors[:3]) if report else ""

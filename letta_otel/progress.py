@@ -5,8 +5,9 @@ On a TTY one line is rewritten in place::
     backfill [##########----------]  48%  9,312 steps  412 steps/s  ETA 0:00:23
 
 Elsewhere (a pod's log, a CI job) a log line every ``interval`` seconds says the same.
-``fraction`` is exact when the total is known and an estimate otherwise (the share of
-the time range covered); the ETA follows from it and the rate so far.
+``fraction`` is exact when the total is known and an estimate otherwise (from the
+density of steps over the Letta time covered so far); the ETA follows from it and the
+rate.
 """
 
 from __future__ import annotations

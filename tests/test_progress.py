@@ -51,3 +51,20 @@ def test_log_lines_every_interval_when_not_a_terminal(caplog: pytest.LogCaptureF
     assert out.getvalue() == ""  # no carriage returns in a log file
     assert len(caplog.records) == 3
     assert "150 steps" in caplog.records[-1].getMessage()
+
+
+def test_backfill_estimate_follows_the_density_of_steps() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from letta_otel.backfill import BackfillRange
+
+    until = datetime(2026, 11, 21, 12, tzinfo=UTC)
+    span = BackfillRange(until - timedelta(days=1), until)
+    hour = 3600 * 10**9
+    end_ns = int(until.timestamp()) * 10**9
+    anchor = (end_ns - 4 * hour, 1000)  # after cycle 1: 4 h before the end, 1000 done
+    assert span.estimate(None, end_ns - 2 * hour, 1500) is None
+    assert span.estimate(anchor, anchor[0], 1500) is None
+    # 500 steps over 2 h since the anchor, 2 h left: 500 more expected -> 1500 / 2000
+    assert abs(span.estimate(anchor, end_ns - 2 * hour, 1500) - 0.75) < 1e-9  # type: ignore[operator]
+    assert span.estimate(anchor, end_ns, 2000) == 1.0
