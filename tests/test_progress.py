@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import logging
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from letta_otel.backfill import BackfillRange
 from letta_otel.progress import Progress
 
 
@@ -54,10 +56,6 @@ def test_log_lines_every_interval_when_not_a_terminal(caplog: pytest.LogCaptureF
 
 
 def test_backfill_estimate_follows_the_density_of_steps() -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from letta_otel.backfill import BackfillRange
-
     until = datetime(2026, 11, 21, 12, tzinfo=UTC)
     span = BackfillRange(until - timedelta(days=1), until)
     hour = 3600 * 10**9
@@ -66,5 +64,5 @@ def test_backfill_estimate_follows_the_density_of_steps() -> None:
     assert span.estimate(None, end_ns - 2 * hour, 1500) is None
     assert span.estimate(anchor, anchor[0], 1500) is None
     # 500 steps over 2 h since the anchor, 2 h left: 500 more expected -> 1500 / 2000
-    assert abs(span.estimate(anchor, end_ns - 2 * hour, 1500) - 0.75) < 1e-9  # type: ignore[operator]
+    assert span.estimate(anchor, end_ns - 2 * hour, 1500) == pytest.approx(0.75)
     assert span.estimate(anchor, end_ns, 2000) == 1.0
