@@ -8,9 +8,12 @@ Order of a cycle, and why:
    terminal, enriched and mapped into a *unit* of spans;
 3. a run becomes a unit when it is terminal and none of its steps is still open, so
    its root span arrives with or after its children, never before them;
-4. units are packed into bounded batches and exported in order; each confirmed batch
-   is committed in one transaction; the first failure ends the cycle (the backend
-   is likely down) and what is left is retried next cycle with the same span ids.
+4. units are packed into bounded batches as they become ready and exported from a
+   worker thread while later steps are still being enriched (a pipeline: at most
+   ``2 x max_concurrency`` steps in enrichment, ``QUEUE_UNITS`` units waiting, so
+   memory does not grow with the backlog); each confirmed batch is committed in one
+   transaction; the first failure ends the cycle (the backend is likely down) and what
+   is left is retried next cycle with the same span ids.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from letta_otel.export.budget import plan_batches, trim_spans
+from letta_otel.export.budget import estimate_unit_bytes, trim_spans
 from letta_otel.export.sink import SpanSink
 from letta_otel.export.trace_budget import TraceBudget, bytes_by_trace
 from letta_otel.letta.client import LettaError
@@ -37,6 +40,7 @@ from letta_otel.mapping.timing import to_ns
 from letta_otel.observer import BridgeObserver, NullObserver
 from letta_otel.selection.policy import Plan, Selection
 from letta_otel.selection.sampling import with_sample_rate
+from letta_otel.sharding import Shard, keep_own
 from letta_otel.state import OpenStep, StateStore
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,9 @@ MIN_BATCH_BYTES = 64 * 1024
 MIN_BATCH_SCALE = 1 / 1024
 GROW_AFTER_BATCHES = 8
 PRUNE_EVERY = timedelta(minutes=10)
+# Pipeline bounds: units waiting for export, and a partial batch's longest wait.
+QUEUE_UNITS = 256
+FLUSH_AFTER = 1.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class BridgeOptions:
     max_batch_bytes: int = 3_000_000
     # Per-trace byte budget for captured content; None = not tracked (capture off).
     max_trace_bytes: int | None = None
+    shard: Shard | None = None
 
 
 @dataclass
@@ -90,6 +98,7 @@ class CycleReport:
     sampled_out_runs: int = 0
     held_steps: int = 0  # finished, waiting for their run's sampling decision
     newest_exported_ns: int | None = None
+    more: bool = False  # discovery stopped at its page budget: poll again at once
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -128,6 +137,11 @@ class Bridge:
         self._trace_budget = (
             TraceBudget(state, options.max_trace_bytes) if options.max_trace_bytes else None
         )
+        # Steps enriched at once: enough to keep every request slot busy, few enough
+        # that memory does not grow with the backlog (each holds a provider trace).
+        self._steps_in_flight = max(4, 2 * enricher.max_in_flight)
+        self._slice_edge_run: str | None = None
+        self._slice_edge: datetime | None = None
 
     async def cycle(
         self, *, once: bool = False, should_stop: Callable[[], bool] = lambda: False
@@ -140,8 +154,9 @@ class Bridge:
         except LettaError as exc:
             self._letta_error(report, "discovering steps", exc)
             return report
-        self._observer.polled(found.steps)
         self._skip_invalid(now_ns, report)
+        found.steps = keep_own(self._options.shard, found.steps)
+        self._observer.polled(found.steps)
         settled = self._state.settled_step_ids(s.id for s in found.steps)
         fresh = list({s.id: s for s in found.steps if s.id not in settled}.values())
         self._state.record_discovered(
@@ -151,42 +166,91 @@ class Bridge:
             meta=found.meta,
         )
         report.discovered = len(fresh)
+        report.more = found.more
         self._enricher.new_cycle(found.runs)
 
         pins: dict[str, int] = {}
         known = {s.id: s for s in fresh}
         open_steps = self._state.open_steps()
+        first_run = next((s.run_id for s in fresh if s.run_id), None)
+        if first_run:
+            wanted = {o.run_id for o in open_steps if o.run_id} | set(self._state.open_run_ids())
+            self._enricher.prefetch_runs(wanted, first_run)
         todo, rates, plan = open_steps, dict[str, int | None](), Plan()
         if self._selection is not None:
             plan = await self._select(self._selection, open_steps, known, now_ns, report)
             todo, rates = [o for o in open_steps if o.step_id in plan.proceed], plan.proceed
-        results = await asyncio.gather(
-            *(
-                self._step_unit(
-                    o, known.get(o.step_id), now_ns, once, pins, report, rates.get(o.step_id)
-                )
-                for o in todo
-            )
-        )
-        step_units = [u for u in results if u is not None]
-        settled = {sid for u in step_units for sid in u.step_ids} | plan.settled_ids
-        still_open = {o.run_id for o in open_steps if o.step_id not in settled and o.run_id}
-        runs_of = {o.step_id: o.run_id for o in open_steps}
-        kept_now = {runs_of[sid] or "" for u in step_units for sid in u.step_ids}
-        run_units = await self._run_units(
-            still_open | plan.busy_runs, now_ns, pins, report, kept_now
-        )
-
-        if pins:
-            self._state.set_run_trace_ids(
-                ((rid, ids.format_trace_id(tid)) for rid, tid in pins.items()), now_ns=now_ns
-            )
-        await self._export(step_units + run_units, report, should_stop)
+        exporter = _Exporter(self, report, should_stop, pins, now_ns)
+        units: asyncio.Queue[Unit | None] = asyncio.Queue(maxsize=QUEUE_UNITS)
+        consumer = asyncio.create_task(exporter.consume(units))
+        # Behind a backlog the listing stopped mid-stream: a run may have steps beyond
+        # this slice. Its root waits unless it ended before the slice's last step began.
+        edge_run = next((s.run_id for s in reversed(found.steps) if s.run_id), None)
+        self._slice_edge_run = edge_run if found.more else None
+        work = _Work(open_steps, todo, known, rates, plan, now_ns, once, pins)
+        try:
+            await self._produce(work, report, units, exporter)
+        finally:
+            await units.put(None)
+            await consumer
         self._maybe_prune(now)
         counts = self._state.counts()
         report.open_steps = counts.get("steps_open", 0)
         report.open_runs = counts.get("runs_open", 0)
         return report
+
+    async def _produce(
+        self,
+        work: _Work,
+        report: CycleReport,
+        units: asyncio.Queue[Unit | None],
+        exporter: _Exporter,
+    ) -> None:
+        """Enrich and map open steps, a bounded number at a time, handing units over as
+        they are ready; then the runs none of whose steps is still open."""
+        slots = asyncio.Semaphore(self._steps_in_flight)
+        settled: set[str] = set(work.plan.settled_ids)
+        kept_now: set[str] = set()  # runs with a step exported this cycle (for selection)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def one(entry: OpenStep) -> None:
+            try:
+                unit = await self._step_unit(
+                    entry,
+                    work.known.get(entry.step_id),
+                    work.now_ns,
+                    work.once,
+                    work.pins,
+                    report,
+                    work.rates.get(entry.step_id),
+                )
+            finally:
+                slots.release()
+            if unit is not None:
+                settled.update(unit.step_ids)
+                kept_now.add(entry.run_id or "")
+                await units.put(unit)
+
+        try:
+            for entry in work.todo:
+                await slots.acquire()
+                if exporter.stopped or exporter.should_stop():
+                    slots.release()
+                    break
+                task = asyncio.create_task(one(entry))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+        if exporter.stopped:
+            return
+        still_open = {o.run_id for o in work.open_steps if o.step_id not in settled and o.run_id}
+        self._slice_edge = await self._edge_time(report)
+        busy = still_open | work.plan.busy_runs
+        for unit in await self._run_units(busy, work.now_ns, work.pins, report, kept_now):
+            await units.put(unit)
 
     def _skip_invalid(self, now_ns: int, report: CycleReport) -> None:
         invalid = [
@@ -252,6 +316,7 @@ class Bridge:
             ):
                 report.waiting += 1  # the trace is usually written moments later
                 return None
+            parts = await self._enricher.with_messages(step, parts)
             run = await self._enricher.run(step.run_id) if step.run_id else None
             agent = await self._enricher.agent(step.agent_id)
         except LettaError as exc:
@@ -295,6 +360,22 @@ class Bridge:
         return pins[step.run_id]
 
     # --- runs -----------------------------------------------------------------------
+
+    async def _edge_time(self, report: CycleReport) -> datetime | None:
+        """When the run of the slice's last step began (its steps began no earlier)."""
+        if self._slice_edge_run is None:
+            return None
+        try:
+            run = await self._enricher.run(self._slice_edge_run)
+        except LettaError as exc:
+            self._letta_error(report, f"fetching run {self._slice_edge_run}", exc)
+            run = None
+        # Unknown: hold every root back until the listing has caught up.
+        return (
+            run.created_at
+            if run is not None and run.created_at
+            else datetime.min.replace(tzinfo=UTC)
+        )
 
     async def _run_units(
         self,
@@ -345,6 +426,9 @@ class Bridge:
                 return None
             if not run.is_terminal:
                 return None
+            edge = self._slice_edge
+            if edge is not None and (run.completed_at is None or run.completed_at >= edge):
+                return None  # may still have steps beyond this slice: next cycle
             agent = await self._enricher.agent(run.agent_id)
         except LettaError as exc:
             self._letta_error(report, f"fetching run {run_id}", exc)
@@ -371,41 +455,6 @@ class Bridge:
         return ids.trace_id_from_letta_id(run.id)
 
     # --- export ---------------------------------------------------------------------
-
-    async def _export(
-        self, units: list[Unit], report: CycleReport, should_stop: Callable[[], bool]
-    ) -> None:
-        max_spans = max(1, int(self._options.max_batch_spans * self._batch_scale))
-        max_bytes = max(MIN_BATCH_BYTES, int(self._options.max_batch_bytes * self._batch_scale))
-        if self._trace_budget is not None:
-            self._trace_budget.fit(units)
-        for unit in units:
-            unit.spans = trim_spans(unit.spans, self._options.max_batch_bytes)
-        for batch in plan_batches(units, max_spans=max_spans, max_bytes=max_bytes):
-            if should_stop():
-                break
-            spans = [s for unit in batch for s in unit.spans]
-            report.batches += 1
-            newest = max((s.end_time or 0) for s in spans)
-            ok = await asyncio.to_thread(self._sink.export, spans)
-            self._observer.exported(ok, len(spans), newest)
-            if not ok:
-                self._export_failed(len(spans), report)
-                return
-            self._export_succeeded()
-            step_ids = [sid for unit in batch for sid in unit.step_ids]
-            run_ids = [rid for unit in batch for rid in unit.run_ids]
-            self._state.mark_exported(
-                step_ids=step_ids,
-                run_ids=run_ids,
-                now_ns=to_ns(self._clock()),
-                trace_bytes=bytes_by_trace(spans) if self._trace_budget else None,
-            )
-            report.exported_steps += len(step_ids)
-            report.exported_runs += len(run_ids)
-            report.spans += len(spans)
-            self._account(batch)
-            report.newest_exported_ns = max(report.newest_exported_ns or 0, newest)
 
     def _account(self, batch: Sequence[Unit]) -> None:
         for unit in batch:
@@ -434,6 +483,11 @@ class Bridge:
             self._batch_scale = min(1.0, self._batch_scale * 2)
             self._good_batches = 0
 
+    def batch_bounds(self) -> tuple[int, int]:
+        max_spans = max(1, int(self._options.max_batch_spans * self._batch_scale))
+        max_bytes = max(MIN_BATCH_BYTES, int(self._options.max_batch_bytes * self._batch_scale))
+        return max_spans, max_bytes
+
     def _maybe_prune(self, now: datetime) -> None:
         if self._last_prune and now - self._last_prune < PRUNE_EVERY:
             return
@@ -446,6 +500,134 @@ class Bridge:
         report.letta_errors += 1
         report.errors.append(f"{doing}: {exc}")
         log.warning("%s failed: %s", doing, exc)
+
+
+class _Exporter:
+    """The consuming half of a cycle: packs units into bounded batches and exports them
+    in a worker thread while enrichment goes on; commits each confirmed batch.
+
+    A batch leaves when it is full, when the units stop coming for ``FLUSH_AFTER``
+    seconds, or at the end of the cycle. The first failed export stops the cycle (the
+    backend is likely down); the units still arriving are dropped uncommitted and are
+    retried next cycle with the same span ids.
+    """
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        report: CycleReport,
+        should_stop: Callable[[], bool],
+        pins: dict[str, int],
+        now_ns: int,
+    ) -> None:
+        self._bridge = bridge
+        self._report = report
+        self.should_stop = should_stop
+        self._pins = pins
+        self._pinned: set[str] = set()
+        self._now_ns = now_ns
+        self._batch: list[Unit] = []
+        self._spans = 0
+        self._bytes = 0
+        self.stopped = False
+
+    async def consume(self, units: asyncio.Queue[Unit | None]) -> None:
+        while True:
+            try:
+                if self._batch:
+                    unit = await asyncio.wait_for(units.get(), FLUSH_AFTER)
+                else:
+                    unit = await units.get()
+            except TimeoutError:
+                await self._flush()
+                continue
+            if unit is None:
+                await self._flush()
+                return
+            if self.stopped:
+                continue  # drain: the producer must never block on a full queue
+            await self._add(unit)
+
+    async def _add(self, unit: Unit) -> None:
+        max_spans, max_bytes = self._bridge.batch_bounds()
+        size = estimate_unit_bytes(unit)
+        if size > self._bridge._options.max_batch_bytes:
+            unit.spans = trim_spans(unit.spans, self._bridge._options.max_batch_bytes)
+            size = estimate_unit_bytes(unit)
+        full = self._spans + len(unit.spans) > max_spans or self._bytes + size > max_bytes
+        if self._batch and full:
+            await self._flush()
+        if self.stopped:
+            return
+        self._batch.append(unit)
+        self._spans += len(unit.spans)
+        self._bytes += size
+        if self._spans >= max_spans:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._batch, self._spans, self._bytes = self._batch, [], 0, 0
+        if not batch or self.stopped:
+            return
+        if self.should_stop():
+            self.stopped = True
+            return
+        bridge, report = self._bridge, self._report
+        new_pins = [rid for rid in self._pins if rid not in self._pinned]
+        if new_pins:
+            # Pinned before the spans that use them leave, so a crash cannot split a run.
+            bridge._state.set_run_trace_ids(
+                ((rid, ids.format_trace_id(self._pins[rid])) for rid in new_pins),
+                now_ns=self._now_ns,
+            )
+            self._pinned.update(new_pins)
+        if bridge._trace_budget is not None:
+            # Per batch, just before it leaves: earlier batches are committed by now, so
+            # the state file holds what each trace has used. Units arrive in the order
+            # their enrichment finished; the budget goes to the earliest spans first.
+            batch.sort(key=_unit_start)
+            bridge._trace_budget.fit(batch)
+        spans = [s for unit in batch for s in unit.spans]
+        report.batches += 1
+        newest = max((s.end_time or 0) for s in spans)
+        ok = await asyncio.to_thread(bridge._sink.export, spans)
+        bridge._observer.exported(ok, len(spans), newest)
+        if not ok:
+            bridge._export_failed(len(spans), report)
+            self.stopped = True
+            return
+        bridge._export_succeeded()
+        step_ids = [sid for unit in batch for sid in unit.step_ids]
+        run_ids = [rid for unit in batch for rid in unit.run_ids]
+        bridge._state.mark_exported(
+            step_ids=step_ids,
+            run_ids=run_ids,
+            now_ns=to_ns(bridge._clock()),
+            trace_bytes=bytes_by_trace(spans) if bridge._trace_budget else None,
+        )
+        report.exported_steps += len(step_ids)
+        report.exported_runs += len(run_ids)
+        report.spans += len(spans)
+        bridge._account(batch)
+        report.newest_exported_ns = max(report.newest_exported_ns or 0, newest)
+
+
+@dataclass(frozen=True)
+class _Work:
+    """What one cycle's producer works through."""
+
+    open_steps: list[OpenStep]
+    todo: list[OpenStep]  # the open steps selection let through
+    known: dict[str, Step]
+    rates: dict[str, int | None]
+    plan: Plan
+    now_ns: int
+    once: bool
+    pins: dict[str, int]
+
+
+def _unit_start(unit: Unit) -> int:
+    return min((s.start_time or 0 for s in unit.spans), default=0)
 
 
 def _ns(delta: timedelta) -> int:

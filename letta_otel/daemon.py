@@ -25,7 +25,12 @@ from letta_otel.export.sink import SpanSink, build_sink
 from letta_otel.feedback import FeedbackPoller
 from letta_otel.health import HealthServer, HealthServerError
 from letta_otel.letta.client import LettaAuthError, LettaClient, LettaError
-from letta_otel.letta.discovery import RunsDiscovery, StepsDiscovery, choose_discovery
+from letta_otel.letta.discovery import (
+    Discovery,
+    RunsDiscovery,
+    StepsDiscovery,
+    choose_discovery,
+)
 from letta_otel.letta.enrich import Enricher
 from letta_otel.mapping import ids
 from letta_otel.mapping import semconv as sc
@@ -94,6 +99,7 @@ def build_client(
         timeout=settings.letta_timeout,
         max_connections=settings.max_concurrency,
         on_error=on_error,
+        max_rps=settings.max_rps,
     )
 
 
@@ -108,6 +114,12 @@ def build_filters(settings: Settings) -> StepFilters:
     )
 
 
+# Steps listing pages per cycle (200 steps each). A cycle that reaches it is followed
+# at once by the next (adaptive polling), so a backlog streams through in slices that
+# bound memory, and ``--once`` keeps cycling until the listing is exhausted.
+PAGES_PER_CYCLE = 10
+
+
 async def _build_bridge(  # noqa: PLR0917
     settings: Settings,
     client: LettaClient,
@@ -116,7 +128,7 @@ async def _build_bridge(  # noqa: PLR0917
     once: bool,
     observer: BridgeObserver | None = None,
 ) -> Bridge:
-    max_pages = None if once else 50
+    max_pages = PAGES_PER_CYCLE
     filters = build_filters(settings)
     try:
         discovery = await choose_discovery(
@@ -129,10 +141,12 @@ async def _build_bridge(  # noqa: PLR0917
                 extra_params=filters.steps_query(),
                 reread_window=settings.reread_window,
             ),
+            # Unbounded: the runs listing cannot resume from a cursor (newest first down
+            # to a watermark), so a page budget would lose the older runs of a backlog.
             lambda: RunsDiscovery(
                 client,
                 settings.initial_lookback,
-                max_pages,
+                None,
                 run_filters=filters.runs_query(),
                 reread_window=settings.reread_window,
                 keep_run=filters.keeps_run if len(filters.agent_ids) > 1 else None,
@@ -148,7 +162,25 @@ async def _build_bridge(  # noqa: PLR0917
     pushed = filters.steps_query() if discovery.name == "steps" else filters.runs_query()
     if pushed:
         log.info("filters sent to Letta with each listing: %s", pushed)
+    return bridge_over(settings, discovery, client, state, sink, observer)
+
+
+def bridge_over(  # noqa: PLR0917
+    settings: Settings,
+    discovery: Discovery,
+    client: LettaClient,
+    state: StateStore,
+    sink: SpanSink,
+    observer: BridgeObserver | None = None,
+) -> Bridge:
+    """The bridge for any discovery (the daemon's, or a backfill's range): the same
+    filters, sampling, shard, budgets and batching everywhere."""
+    if settings.shard is not None:
+        log.info("handling only the agents of shard %s", settings.shard)
+    # Content capture needs no more /messages than the spans do: messages only add tool
+    # arguments and results, and needs_messages() fetches them whenever a tool ran.
     enricher = Enricher(client, max_in_flight=settings.max_concurrency)
+    filters = build_filters(settings)
     return Bridge(
         discovery=discovery,
         enricher=enricher,
@@ -164,6 +196,7 @@ async def _build_bridge(  # noqa: PLR0917
             max_trace_bytes=settings.max_trace_bytes
             if settings.capture_message_content != "NO_CONTENT"
             else None,
+            shard=settings.shard,
         ),
         observer=observer,
         selection=Selection(
@@ -286,9 +319,7 @@ def _selected(report: CycleReport) -> str:
     )
     if not any(counts):
         return ""
-    return (
-        f" filtered={counts[0]}/{counts[1]} sampled_out={counts[2]}/{counts[3]} held={counts[4]}"
-    )
+    return f" filtered={counts[0]}/{counts[1]} sampled_out={counts[2]}/{counts[3]} held={counts[4]}"
 
 
 MAX_RETRY_DELAY = 60.0
@@ -364,9 +395,13 @@ class Daemon:
                 if feedback is not None:
                     await _poll_feedback(feedback)
                 if once:
-                    ok = report.ok
+                    ok = ok and report.ok
+                    if report.more and report.ok:
+                        continue
                     break
                 failures = 0 if report.ok else failures + 1
+                if report.more and report.ok:
+                    continue  # pages came back full: there is a backlog, poll at once
                 await self._sleep(retry_delay(settings.poll_interval, failures))
         finally:
             if health is not None:

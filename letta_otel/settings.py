@@ -102,6 +102,7 @@ from letta_otel.selection.config import (
     parse_str_list,
     show_list,
 )
+from letta_otel.sharding import Shard, parse_shard
 
 __all__ = [
     "ENV_VARS",
@@ -185,6 +186,9 @@ ENV_MAX_ATTRIBUTE_BYTES = "LETTA_OTEL_MAX_ATTRIBUTE_BYTES"
 ENV_MAX_SPAN_BYTES = "LETTA_OTEL_MAX_SPAN_BYTES"
 ENV_MAX_TRACE_BYTES = "LETTA_OTEL_MAX_TRACE_BYTES"
 ENV_MAX_ATTRIBUTES = "LETTA_OTEL_MAX_ATTRIBUTES"
+ENV_MAX_RPS = "LETTA_OTEL_MAX_RPS"
+ENV_SHARD = "LETTA_OTEL_SHARD"
+ENV_BACKFILL_MAX_AGE = "LETTA_OTEL_BACKFILL_MAX_AGE"
 
 DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318/v1/traces"
@@ -263,7 +267,7 @@ class Settings(BaseModel, frozen=True, extra="forbid"):
     reread_window: timedelta = timedelta(minutes=15)
     discovery: Literal["auto", "steps", "runs"] = "auto"
     adopt_letta_trace_id: bool = False
-    max_concurrency: int = 8
+    max_concurrency: int = 16
     max_batch_spans: int = 512
     max_batch_bytes: int = 3_000_000
     # Metrics and health (issue #4). A None OTLP metrics transport setting means "the
@@ -303,6 +307,9 @@ class Settings(BaseModel, frozen=True, extra="forbid"):
     max_span_bytes: int = DEFAULT_MAX_SPAN_BYTES
     max_trace_bytes: int = DEFAULT_MAX_TRACE_BYTES
     max_attributes: int = DEFAULT_MAX_ATTRIBUTES
+    max_rps: float = 0.0
+    shard: Shard | None = None
+    backfill_max_age: timedelta = timedelta(days=7)
 
     @model_validator(mode="before")
     @classmethod
@@ -375,6 +382,17 @@ def _parse_api_key(raw: object) -> SecretStr | None:
     if text is not None and any(ch.isspace() or ord(ch) < 32 for ch in text):
         raise InvalidValue("contains whitespace or a control character; check for a stray newline")
     return SecretStr(text) if text is not None else None
+
+
+def _parse_rps(raw: object) -> float:
+    text = raw.strip() if isinstance(raw, str) else raw
+    try:
+        value = float(text) if isinstance(text, str | int | float) else None
+    except ValueError:
+        value = None
+    if isinstance(raw, bool) or value is None or not 0 <= value <= 10_000:
+        raise InvalidValue("must be a number of requests per second from 0 (no limit) to 10000")
+    return value
 
 
 def _parse_resource_attributes(raw: object) -> FrozenMap:
@@ -1161,6 +1179,38 @@ SETTING_SPECS: tuple[SettingSpec, ...] = (
         env=(ENV_MAX_ATTRIBUTES,),
         toml=("limits.max_attributes",),
         metavar="N",
+    ),
+    # --- throughput, scale-out and backfill (issue 6) ---
+    SettingSpec(
+        "max_rps",
+        "Client-side limit on Letta requests per second, retries included, to stay inside "
+        "a Letta Cloud quota; 0 = no limit (0-10000).",
+        _parse_rps,
+        env=(ENV_MAX_RPS,),
+        toml=("daemon.max_rps",),
+        metavar="RPS",
+        show=lambda v: "off" if not v else format_number(v),
+    ),
+    SettingSpec(
+        "shard",
+        "Handle only the agents of shard K of N (e.g. 2/3): N replicas with separate state "
+        "files split the work without overlap. Agent to shard: sha256 of the agent id, see "
+        "README. Unset = all agents.",
+        parse_shard,
+        env=(ENV_SHARD,),
+        toml=("daemon.shard",),
+        metavar="K/N",
+    ),
+    SettingSpec(
+        "backfill_max_age",
+        f"letta-otel backfill refuses a --since older than this unless --force (some "
+        f"backends drop old spans: Dynatrace after 60 min, Sumo Logic after 24 h) (> 0). "
+        f"{_DURATION_HELP}",
+        parse_duration(allow_zero=False),
+        env=(ENV_BACKFILL_MAX_AGE,),
+        toml=("backfill.max_age",),
+        metavar="DURATION",
+        show=format_duration,
     ),
 )
 

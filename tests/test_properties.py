@@ -40,6 +40,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, StatusCode
 from pydantic import BaseModel, ValidationError
 
+from letta_otel.export.encode import encode_request
 from letta_otel.letta.client import LettaClient, LettaError
 from letta_otel.letta.models import Message, ProviderTrace, Run, Step, StepMetrics
 from letta_otel.mapping import ids, provider
@@ -350,8 +351,10 @@ def canonical(span: ReadableSpan) -> dict[str, Any]:
 
 
 def assert_encodes(spans: Sequence[ReadableSpan]) -> None:
-    """The real OTLP encoder serialises every span with every attribute and event."""
+    """The real OTLP encoder serialises every span with every attribute and event, and
+    letta-otel's direct encoder writes exactly the same bytes."""
     data = encode_spans(spans).SerializeToString()
+    assert encode_request(spans) == data
     decoded = ExportTraceServiceRequest.FromString(data)
     out = {
         int.from_bytes(s.span_id, "big"): s

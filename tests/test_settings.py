@@ -110,9 +110,12 @@ def test_defaults() -> None:
     assert s.enrich_grace == timedelta(seconds=60)
     assert s.discovery == "auto"
     assert s.adopt_letta_trace_id is False
-    assert s.max_concurrency == 8
+    assert s.max_concurrency == 16
     assert s.max_batch_spans == 512
     assert s.max_batch_bytes == 3_000_000
+    assert s.max_rps == 0.0
+    assert s.shard is None
+    assert s.backfill_max_age == timedelta(days=7)
 
 
 def test_settings_is_immutable_and_hashable() -> None:
@@ -1439,3 +1442,22 @@ def test_arbitrary_native_values_never_raise_anything_but_config_error(
         load_settings(env={}, overrides={spec.field: value})
     except ConfigError as exc:
         assert exc.problems
+
+
+def test_rate_limit_shard_and_backfill_age() -> None:
+    s = load(
+        {
+            "LETTA_OTEL_MAX_RPS": "12.5",
+            "LETTA_OTEL_SHARD": " 2 / 3 ",
+            "LETTA_OTEL_BACKFILL_MAX_AGE": "24h",
+        }
+    )
+    assert s.max_rps == 12.5
+    assert s.shard is not None and (s.shard.index, s.shard.count) == (2, 3)
+    assert str(s.shard) == "2/3"
+    assert s.backfill_max_age == timedelta(hours=24)
+    assert s.describe()["shard"] == "2/3"
+    with pytest.raises(ConfigError) as info:
+        load({"LETTA_OTEL_MAX_RPS": "-1", "LETTA_OTEL_SHARD": "4/3"})
+    text = str(info.value)
+    assert "LETTA_OTEL_MAX_RPS" in text and "LETTA_OTEL_SHARD" in text and "K/N" in text

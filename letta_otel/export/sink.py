@@ -24,6 +24,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from letta_otel.export.encode import encode_request
 from letta_otel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,38 @@ class ExporterSink:
 # attempt gets the full timeout. (An empty list means "the defaults" to the SDK, hence
 # a code that never comes back as an error.)
 _NO_SDK_RETRIES = (grpc.StatusCode.OK,)
+_TRACE_EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+class _BytesTraceStub:
+    """``TraceServiceStub`` whose requests are already-encoded protobuf bytes."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: PLC0415
+            ExportTraceServiceResponse,
+        )
+
+        self.Export = channel.unary_unary(
+            _TRACE_EXPORT_METHOD,
+            request_serializer=None,  # bytes pass through
+            response_deserializer=ExportTraceServiceResponse.FromString,
+        )
+
+
+class FastGrpcSpanExporter(GrpcSpanExporter):
+    """The SDK's gRPC span exporter with the request encoded by ``encode.encode_request``.
+
+    Sending, retries (with RetryInfo), reconnection, headers, compression and TLS stay
+    the SDK's; only the per-span protobuf object building (a quarter of the bridge's
+    CPU) is replaced by writing the identical wire bytes directly.
+    """
+
+    def _initialize_channel_and_stub(self) -> None:
+        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
+        self._client = _BytesTraceStub(self._channel)  # type: ignore[assignment]
+
+    def _translate_data(self, data: Sequence[ReadableSpan]) -> bytes:  # type: ignore[override]
+        return encode_request(data)
 
 
 def _grpc_compression(name: str) -> grpc.Compression:
@@ -108,7 +141,7 @@ def build_exporter(settings: Settings) -> SpanExporter:
         insecure = settings.otlp_insecure
         if insecure is None:
             insecure = settings.otlp_traces_endpoint.startswith("http://")
-        return GrpcSpanExporter(
+        return FastGrpcSpanExporter(
             endpoint=settings.otlp_traces_endpoint,
             insecure=insecure,
             credentials=None if insecure else _grpc_credentials(settings),

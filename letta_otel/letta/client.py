@@ -8,7 +8,6 @@ id and skipped while the rest of the page is used.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -17,11 +16,13 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
-import httpx
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from letta_otel import __version__
+from letta_otel.letta.http import HttpError, HttpTransport, RawResponse, build_transport
 from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
+from letta_otel.letta.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,9 @@ class LettaClient:
         project: str | None = None,
         timeout: float = 30.0,
         max_connections: int = 8,
+        max_rps: float = 0.0,
         retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: HttpTransport | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
         on_error: Callable[[str, int | None], None] | None = None,
     ) -> None:
@@ -93,18 +95,12 @@ class LettaClient:
             headers["Authorization"] = f"Bearer {api_key}"
         if project:
             headers["X-Project"] = project
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            follow_redirects=True,
-            transport=transport,
+        self._http = transport or build_transport(
+            base_url, headers=headers, timeout=timeout, max_connections=max_connections
         )
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        self.limiter = RateLimiter(max_rps)
         self.invalid_records: list[InvalidRecord] = []
         self.requests_made = 0
         # Told of every failed attempt (retried or not): error kind, HTTP status if any.
@@ -228,23 +224,25 @@ class LettaClient:
 
     async def _get_json(self, path: str, params: Mapping[str, Any]) -> Any:
         last_error = "no attempt made"
+        query = _flatten(params)
         for attempt in range(self._retry.attempts):
             hint: float | None = None
+            await self.limiter.acquire()
             try:
                 self.requests_made += 1
-                response = await self._http.get(path, params=_flatten(params))
-            except httpx.TimeoutException:
+                response = await self._http.get(path, query)
+            except TimeoutError:
                 last_error = "timed out"
                 self._report("timeout", None)
-            except httpx.TransportError as exc:
-                last_error = f"connection failed ({type(exc).__name__})"
+            except HttpError as exc:
+                last_error = str(exc)
                 self._report("connection", None)
             else:
-                status = response.status_code
+                status = response.status
                 if status < 300:
                     try:
-                        return response.json()
-                    except (json.JSONDecodeError, UnicodeDecodeError):
+                        return orjson.loads(response.body)
+                    except orjson.JSONDecodeError:
                         last_error = f"HTTP {status} with a body that is not valid JSON"
                         self._report("invalid_json", status)
                 elif status in RETRYABLE_STATUS:
@@ -267,8 +265,8 @@ class LettaClient:
             self.on_error(kind, status)
 
 
-def _flatten(params: Mapping[str, Any]) -> list[tuple[str, str | int | float | bool | None]]:
-    pairs: list[tuple[str, str | int | float | bool | None]] = []
+def _flatten(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
     for key, value in params.items():
         if value is None:
             continue
@@ -278,7 +276,14 @@ def _flatten(params: Mapping[str, Any]) -> list[tuple[str, str | int | float | b
     return pairs
 
 
-def _retry_hint(response: httpx.Response) -> float | None:
+def _json_or_none(response: RawResponse) -> Any:
+    try:
+        return orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _retry_hint(response: RawResponse) -> float | None:
     """Seconds the server asked us to wait: ``Retry-After`` or ``timeToQuotaResetMs``."""
     header = response.headers.get("retry-after")
     if header:
@@ -290,10 +295,7 @@ def _retry_hint(response: httpx.Response) -> float | None:
                 return max((when - datetime.now(when.tzinfo)).total_seconds(), 0.0)
             except (TypeError, ValueError):
                 pass
-    try:
-        body = response.json()
-    except ValueError:
-        return None
+    body = _json_or_none(response)
     if isinstance(body, dict):
         reset = body.get("timeToQuotaResetMs")
         if isinstance(reset, int | float) and not isinstance(reset, bool):
@@ -301,24 +303,23 @@ def _retry_hint(response: httpx.Response) -> float | None:
     return None
 
 
-def _describe_body(response: httpx.Response) -> str:
+def _describe_body(response: RawResponse) -> str:
     ctype = response.headers.get("content-type", "")
     if "html" in ctype:
         return " (an HTML error page, probably from a proxy)"
     return ""
 
 
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200].strip()
+def _detail(response: RawResponse) -> str:
+    body = _json_or_none(response)
+    if body is None and response.body.strip() != b"null":
+        return response.body[:200].decode("utf-8", "replace").strip()
     if isinstance(body, dict) and "detail" in body:
         return str(body["detail"])[:500]
     return str(body)[:200]
 
 
-def _error_for(status: int, path: str, response: httpx.Response) -> LettaError:
+def _error_for(status: int, path: str, response: RawResponse) -> LettaError:
     detail = _detail(response)
     if status in (401, 403):
         return LettaAuthError(

@@ -7,6 +7,7 @@ for one cycle (their status changes); agents for ``agent_ttl`` (names rarely do)
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -14,8 +15,11 @@ from typing import TypeVar
 
 from letta_otel.letta.client import InvalidRecord, LettaClient
 from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
+from letta_otel.letta.prefetch import RunPrefetcher
+from letta_otel.mapping.provider import tool_calls
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,15 +38,33 @@ class StepParts:
         return frozenset(gaps)
 
 
+def needs_messages(parts: StepParts) -> bool:
+    """Whether a step's messages can change its spans.
+
+    Messages only contribute tool calls and their return status. A step whose provider
+    response asks for no tool and which spent no time executing one has none, so its
+    ``/messages`` request is skipped (about half the steps of a typical agent). Without
+    a provider trace the messages are the only source of tool calls: always fetched.
+    """
+    if parts.trace is None:
+        return True
+    if parts.metrics is not None and parts.metrics.tool_execution_ns:
+        return True
+    return bool(tool_calls(parts.trace.response_json))
+
+
 class Enricher:
     def __init__(
         self, client: LettaClient, *, max_in_flight: int = 8, agent_ttl: float = 600.0
     ) -> None:
         self._client = client
+        self.max_in_flight = max_in_flight
         self._limit = asyncio.Semaphore(max_in_flight)
         self._agent_ttl = agent_ttl
         self._agents: dict[str, tuple[float, asyncio.Future[Agent | None]]] = {}
         self._runs: dict[str, asyncio.Future[Run | None]] = {}
+        self._prefetcher = RunPrefetcher(client)
+        self._prefetch: asyncio.Future[None] | None = None
 
     async def _limited(self, call: Awaitable[T]) -> T:
         async with self._limit:
@@ -53,21 +75,83 @@ class Enricher:
         found, self._client.invalid_records = self._client.invalid_records, []
         return found
 
+    def prefetch_runs(self, wanted: set[str], first: str) -> None:
+        """Start fetching this cycle's runs from listing pages (see ``prefetch``).
+
+        Each wanted run gets a future at once; :meth:`run` awaits it. A run the listing
+        does not bring is fetched by id afterwards, so every future resolves.
+        """
+        loop = asyncio.get_running_loop()
+        pending: dict[str, asyncio.Future[Run | None]] = {
+            rid: loop.create_future() for rid in wanted if rid not in self._runs
+        }
+        if first not in pending:
+            return
+        self._runs.update(pending)
+
+        for future in pending.values():
+            # A run nobody ends up asking for must not log "exception never retrieved".
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+        async def fill() -> None:
+            try:
+                async for run in self._prefetcher.runs(set(pending), first):
+                    future = pending.pop(run.id, None)
+                    if future is not None and not future.done():
+                        future.set_result(run)
+            except asyncio.CancelledError:
+                for future in pending.values():
+                    future.cancel()
+                raise
+            except Exception:
+                log.exception("prefetching runs failed; fetching them one by one")
+            for run_id, future in pending.items():
+                self._by_id(run_id, future)
+
+        self._prefetch = asyncio.ensure_future(fill())
+
+    def _by_id(self, run_id: str, future: asyncio.Future[Run | None]) -> None:
+        task = asyncio.ensure_future(self._limited(self._client.get_run(run_id)))
+
+        def copy(done: asyncio.Future[Run | None]) -> None:
+            if future.done():
+                return
+            if done.cancelled():
+                future.cancel()
+            elif (error := done.exception()) is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(done.result())
+
+        task.add_done_callback(copy)
+
     def new_cycle(self, known_runs: dict[str, Run] | None = None) -> None:
         """Forget cached runs; seed with runs a listing already returned."""
+        if self._prefetch is not None:
+            self._prefetch.cancel()
+            self._prefetch = None
         self._runs = {}
-        for run_id, run in (known_runs or {}).items():
+        self._seed(known_runs or {})
+
+    def _seed(self, runs: dict[str, Run]) -> None:
+        for run_id, run in runs.items():
             done: asyncio.Future[Run | None] = asyncio.get_running_loop().create_future()
             done.set_result(run)
             self._runs[run_id] = done
 
     async def step_parts(self, step: Step) -> StepParts:
-        trace, metrics, messages = await asyncio.gather(
+        """The trace and metrics; messages come with :meth:`with_messages` when needed."""
+        trace, metrics = await asyncio.gather(
             self._limited(self._client.get_trace(step.id)),
             self._limited(self._client.get_metrics(step.id)),
-            self._limited(self._client.get_messages(step.id)),
         )
-        return StepParts(trace, metrics, tuple(messages))
+        return StepParts(trace, metrics, ())
+
+    async def with_messages(self, step: Step, parts: StepParts) -> StepParts:
+        if not needs_messages(parts):
+            return parts
+        messages = await self._limited(self._client.get_messages(step.id))
+        return StepParts(parts.trace, parts.metrics, tuple(messages))
 
     async def step(self, step_id: str) -> Step | None:
         return await self._limited(self._client.get_step(step_id))

@@ -223,7 +223,7 @@ def test_unreachable_letta_fails(doctor: Doctor) -> None:
     assert code == 1
     entry = status(doctor, out, "Letta reachable")
     assert entry.startswith(f"fail: cannot use http://127.0.0.1:{port}")
-    assert "connection failed" in entry and "LETTA_BASE_URL" in entry
+    assert "cannot connect" in entry and "LETTA_BASE_URL" in entry
 
 
 def test_broken_steps_route_is_a_warning_not_a_failure(

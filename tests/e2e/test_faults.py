@@ -363,11 +363,13 @@ def test_storm_of_transient_letta_faults_loses_and_doubles_nothing(
         wait_until(lambda: delivered(receiver, data), 20, "the sample runs", daemon)
         started = time.monotonic()
         scenarios = iter(SCENARIO_NAMES * 2)
+        tools = iter(["tool_two_steps", "memgpt_tool", "stream_tool"] * 3)
         for number, phase in enumerate(_storm_phases(letta)):
             added = [letta.faults.add(path, kind, n, **opts) for path, kind, n, opts in phase]
             rules += added
             add_run_in_order(data, next(scenarios))  # new work arrives during the storm
-            add_run_in_order(data, next(scenarios))
+            # ... with a tool call each time: only such steps need /messages
+            add_run_in_order(data, next(tools))
             wait_until(_all_served(added), 20, f"storm phase {number} to be served", daemon)
             # ... and the cycle that met it to end, before the next phase begins
             wait_until(_one_more_cycle(daemon), 20, f"the end of phase {number}'s cycle", daemon)

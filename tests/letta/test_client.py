@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from letta_otel.letta.client import (
@@ -16,6 +16,7 @@ from letta_otel.letta.client import (
     StepsRouteBroken,
     _retry_hint,
 )
+from letta_otel.letta.http import RawResponse
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
@@ -26,6 +27,14 @@ STEP = "step-7703d0ed-f6b9-4fc8-add2-e7497cd9b052"
 def server() -> Iterator[FakeLettaServer]:
     with FakeLettaServer(FakeLettaData.from_samples()) as srv:
         yield srv
+
+
+def settled_count(server: FakeLettaServer, pattern: str, expected: int) -> int:
+    """The fake logs a request after writing its answer: give the last one a moment."""
+    deadline = time.monotonic() + 2
+    while server.count(pattern) < expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return server.count(pattern)
 
 
 def call(
@@ -45,7 +54,7 @@ def test_transient_faults_are_retried(server: FakeLettaServer, kind: str) -> Non
     server.faults.add(rf"^/v1/steps/{STEP}$", kind, count=2, retry_after=0)
     step = call(server, "get_step", STEP)
     assert getattr(step, "id", None) == STEP
-    assert server.count(rf"^/v1/steps/{STEP}$") == 3
+    assert settled_count(server, rf"^/v1/steps/{STEP}$", 3) == 3
 
 
 def test_timeouts_are_retried(server: FakeLettaServer) -> None:
@@ -71,11 +80,11 @@ def test_retry_after_and_quota_reset_are_honoured(server: FakeLettaServer) -> No
 
 
 def test_quota_reset_in_the_body_is_a_hint_too() -> None:
-    body = httpx.Response(429, json={"reasons": ["x"], "timeToQuotaResetMs": 2500})
+    body = RawResponse(429, {}, b'{"reasons": ["x"], "timeToQuotaResetMs": 2500}')
     assert _retry_hint(body) == pytest.approx(2.5)
-    dated = httpx.Response(503, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+    dated = RawResponse(503, {"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, b"")
     assert _retry_hint(dated) == 0.0
-    assert _retry_hint(httpx.Response(503, text="<html>")) is None
+    assert _retry_hint(RawResponse(503, {}, b"<html>")) is None
 
 
 def test_persistent_failure_is_reported_without_secrets(server: FakeLettaServer) -> None:
@@ -96,7 +105,7 @@ def test_auth_errors_are_not_retried(server: FakeLettaServer, kind: str) -> None
     server.faults.add(r"^/v1/runs/", kind, count=-1)
     with pytest.raises(LettaAuthError, match="LETTA_API_KEY"):
         call(server, "get_run", "run-7b2ca31d-a6dd-495a-8310-600dc38a5dbb")
-    assert server.count(r"^/v1/runs/") == 1
+    assert settled_count(server, r"^/v1/runs/", 1) == 1
 
 
 def test_bearer_and_project_headers(server: FakeLettaServer) -> None:

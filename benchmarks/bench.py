@@ -1,0 +1,241 @@
+"""Throughput and footprint benchmark: fake Letta → letta-otel → OTLP receiver.
+
+    python -m benchmarks.bench --steps 20000 --latency 0.02
+
+Starts the fake Letta API (``--steps`` steps, each with a provider trace and metrics,
+``--latency`` seconds added to every request) and an OTLP gRPC receiver, each in its own
+process; then runs ``letta-otel run`` (the daemon, as a subprocess) until the state file
+records every step as exported, keeps it idle for ``--idle`` seconds, and stops it.
+
+Printed: steps/s, CPU seconds per 1000 steps of the bridge process only (from
+/proc/<pid>/stat, start-up excluded), peak RSS (VmHWM) and RSS along the way, Letta
+requests per step, and throughput as a fraction of the latency-bound limit
+(concurrency ÷ latency ÷ requests per step), plus idle CPU at the poll interval.
+Every wait is bounded by ``--timeout``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from letta_otel.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (not its children), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def start_server(*args: str, timeout: float) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks._servers", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = proc.stdout.readline()
+    if not line or time.monotonic() > deadline:
+        proc.kill()
+        raise SystemExit(f"benchmark server {args[0]} did not start")
+    return proc, json.loads(line)
+
+
+def stop_server(proc: subprocess.Popen[str], timeout: float = 30) -> dict[str, Any]:
+    proc.terminate()
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return {}
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if lines else {}
+
+
+def exported_steps(state_path: Path) -> int:
+    if not state_path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{state_path}?mode=ro", uri=True, timeout=1) as db:
+            row = db.execute("SELECT COUNT(*) FROM steps WHERE state = 'exported'").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0])
+
+
+@dataclass
+class Sample:
+    t: float
+    steps: int
+    cpu: float
+    rss_kib: int
+
+
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear script
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--latency", type=float, default=0.02, help="seconds per Letta request")
+    parser.add_argument("--concurrency", type=int, default=None, help="default: the setting's")
+    parser.add_argument("--max-rps", type=float, default=None)
+    parser.add_argument("--poll-interval", type=float, default=5.0)
+    parser.add_argument("--idle", type=float, default=30.0, help="idle seconds to measure")
+    parser.add_argument("--timeout", type=float, default=900.0, help="give up after this")
+    parser.add_argument("--protocol", default="grpc", choices=["grpc", "http/protobuf"])
+    parser.add_argument("--json", action="store_true", help="print the result as JSON too")
+    ns = parser.parse_args(argv)
+    concurrency = ns.concurrency or Settings().max_concurrency
+    letta, letta_info = start_server(
+        "letta", "--steps", str(ns.steps), "--latency", str(ns.latency), timeout=120
+    )
+    otlp, otlp_info = start_server("otlp", timeout=60)
+    expected = int(letta_info["steps"])
+    workdir = Path(tempfile.mkdtemp(prefix="letta-otel-bench-"))
+    state_path = workdir / "state.db"
+    endpoint = otlp_info["grpc_endpoint" if ns.protocol == "grpc" else "http_endpoint"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LETTA_", "OTEL_"))} | {
+        "PYTHONPATH": str(REPO),  # this checkout, whatever is installed
+        "LETTA_BASE_URL": letta_info["url"],
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": ns.protocol,
+        "LETTA_OTEL_STATE_PATH": str(state_path),
+        "LETTA_OTEL_POLL_INTERVAL": str(ns.poll_interval),
+        "LETTA_OTEL_INITIAL_LOOKBACK": "7d",
+        "LETTA_OTEL_MAX_CONCURRENCY": str(concurrency),
+        "LETTA_OTEL_LOG_LEVEL": "INFO",
+    }
+    if ns.max_rps is not None:
+        env["LETTA_OTEL_MAX_RPS"] = str(ns.max_rps)
+    log_path = workdir / "bridge.log"
+    with log_path.open("w") as log:
+        bridge = subprocess.Popen(
+            [sys.executable, "-m", "letta_otel", "run"],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    print(
+        f"fake Letta: {expected} steps in {letta_info['runs']} runs, {ns.latency * 1000:.0f} ms "
+        f"per request; concurrency {concurrency}; bridge pid {bridge.pid}, log {log_path}",
+        flush=True,
+    )
+    samples: list[Sample] = []
+    try:
+        deadline = time.monotonic() + ns.timeout
+        # Start-up (imports, configuration, start-up checks) is reported apart: the clock
+        # and the CPU meter start when the daemon logs which discovery it uses.
+        while "discovering steps through" not in log_path.read_text():
+            if time.monotonic() > deadline or bridge.poll() is not None:
+                raise SystemExit(f"bridge did not start; see {log_path}")
+            time.sleep(0.05)
+        start = time.monotonic()
+        cpu0 = cpu_seconds(bridge.pid)
+        first_export = None
+        while time.monotonic() < deadline and bridge.poll() is None:
+            done = exported_steps(state_path)
+            now = time.monotonic()
+            mem = memory_kib(bridge.pid)
+            samples.append(Sample(now - start, done, cpu_seconds(bridge.pid), mem["VmRSS"]))
+            if done and first_export is None:
+                first_export = samples[-1]
+            if done >= expected:
+                break
+            time.sleep(0.25)
+        else:
+            raise SystemExit(f"bridge did not finish: {samples[-1] if samples else 'no sample'}")
+        finished = samples[-1]
+        peak_kib = memory_kib(bridge.pid)["VmHWM"]
+        # Idle: everything is exported; the daemon polls every --poll-interval seconds.
+        time.sleep(min(ns.poll_interval, 5.0))
+        idle_cpu0, idle_t0 = cpu_seconds(bridge.pid), time.monotonic()
+        time.sleep(ns.idle)
+        idle_cpu = (cpu_seconds(bridge.pid) - idle_cpu0) / (time.monotonic() - idle_t0)
+        idle_rss = memory_kib(bridge.pid)["VmRSS"]
+    finally:
+        bridge.terminate()
+        try:
+            bridge.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            bridge.kill()
+        letta_stats = stop_server(letta)
+        otlp_stats = stop_server(otlp)
+
+    wall = finished.t
+    cpu = finished.cpu - cpu0
+    steps_per_s = expected / wall
+    requests = int(letta_stats.get("requests", 0))
+    per_step = requests / expected
+    limit = concurrency / ns.latency / per_step
+    quarter_rss = [
+        next((s.rss_kib for s in samples if s.steps >= expected * q / 4), samples[-1].rss_kib)
+        for q in (1, 2, 3, 4)
+    ]
+    result = {
+        "steps": expected,
+        "latency_ms": ns.latency * 1000,
+        "concurrency": concurrency,
+        "wall_s": round(wall, 2),
+        "steps_per_s": round(steps_per_s, 1),
+        "cpu_s": round(cpu, 2),
+        "cpu_s_per_1000_steps": round(cpu / expected * 1000, 3),
+        "startup_cpu_s": round(cpu0, 2),
+        "peak_rss_mb": round(peak_kib / 1024, 1),
+        "rss_mb_at_25_50_75_100pct": [round(k / 1024, 1) for k in quarter_rss],
+        "rss_mb_idle": round(idle_rss / 1024, 1),
+        "letta_requests": requests,
+        "requests_per_step": round(per_step, 3),
+        "requests_by_route": letta_stats.get("by_route", {}),
+        "latency_bound_limit_steps_per_s": round(limit, 1),
+        "fraction_of_limit": round(steps_per_s / limit, 3),
+        "idle_cpu_pct_of_a_core": round(idle_cpu * 100, 3),
+        "poll_interval_s": ns.poll_interval,
+        "receiver": otlp_stats,
+        "first_export_after_s": round(first_export.t, 2) if first_export else None,
+    }
+    print(
+        f"\n{expected} steps in {wall:.1f} s = {steps_per_s:.0f} steps/s "
+        f"({result['fraction_of_limit']:.0%} of the latency-bound limit {limit:.0f} steps/s = "
+        f"{concurrency} in flight / {ns.latency * 1000:.0f} ms / {per_step:.2f} requests "
+        "per step)\n"
+        f"bridge CPU: {cpu:.2f} s = {result['cpu_s_per_1000_steps']:.3f} CPU-s per 1000 steps "
+        f"(+{cpu0:.2f} s start-up)\n"
+        f"peak RSS {result['peak_rss_mb']} MB; RSS at 25/50/75/100%: "
+        f"{result['rss_mb_at_25_50_75_100pct']} MB; idle {result['rss_mb_idle']} MB\n"
+        f"idle CPU at {ns.poll_interval:g} s polling: {result['idle_cpu_pct_of_a_core']:.2f}% "
+        f"of a core\n"
+        f"Letta requests: {requests} ({per_step:.2f} per step) {result['requests_by_route']}\n"
+        f"receiver: {otlp_stats}",
+        flush=True,
+    )
+    if ns.json:
+        print(json.dumps(result))
+    ok = otlp_stats.get("unique_steps") == expected and not otlp_stats.get("duplicate_steps")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

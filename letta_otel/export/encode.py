@@ -1,0 +1,202 @@
+"""OTLP trace request encoding straight to protobuf bytes, for the gRPC exporter.
+
+The SDK's ``encode_spans`` builds a protobuf object per span, attribute and value
+(about 58 µs per letta-otel span, a quarter of the bridge's CPU); this writes the same
+``ExportTraceServiceRequest`` wire bytes directly (tests compare them byte for byte
+with the SDK's, on the real samples and on generated records). The SDK's gRPC
+exporter still does the sending, retrying, headers, compression and TLS: only its
+request encoding is replaced (:class:`FastGrpcSpanExporter`).
+
+Wire rules followed (as upb serialises): fields in field-number order, proto3
+defaults (0, "", empty) left out, except inside ``AnyValue`` (a oneof: always
+written) and for sub-messages the SDK always sets (``status``, ``resource``,
+``scope``, ``KeyValue.value``), which are written even when empty.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanKind
+
+_SPAN_KIND = {
+    SpanKind.INTERNAL: 1,
+    SpanKind.SERVER: 2,
+    SpanKind.CLIENT: 3,
+    SpanKind.PRODUCER: 4,
+    SpanKind.CONSUMER: 5,
+}
+_HAS_IS_REMOTE = 0x100
+_IS_REMOTE = 0x200
+_pack_double = struct.Struct("<d").pack
+_pack_fixed64 = struct.Struct("<Q").pack
+_pack_fixed32 = struct.Struct("<I").pack
+_MASK64 = (1 << 64) - 1
+
+# Preformatted KeyValue key prefixes: attribute keys repeat on every span.
+_KEY_CACHE: dict[str, bytes] = {}
+_KEY_CACHE_MAX = 4096
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _ld(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field: tag, length, payload."""
+    return tag + _varint(len(payload)) + payload
+
+
+def _any_value(value: Any) -> bytes:
+    """The content of an ``AnyValue`` message (the SDK's ``_encode_value`` rules)."""
+    if value is None:
+        return b""
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, str):
+        data = value.encode()
+        return b"\x0a" + _varint(len(data)) + data
+    if isinstance(value, int):
+        return b"\x18" + _varint(value & _MASK64)
+    if isinstance(value, float):
+        return b"\x21" + _pack_double(value)
+    if isinstance(value, bytes):
+        return b"\x3a" + _varint(len(value)) + value
+    if isinstance(value, Sequence):
+        array = b"".join(_ld(b"\x0a", _any_value(v)) for v in value)
+        return _ld(b"\x2a", array)
+    if isinstance(value, Mapping):
+        kvlist = b"".join(_ld(b"\x0a", _key_value(str(k), v)) for k, v in value.items())
+        return _ld(b"\x32", kvlist)
+    raise TypeError(f"invalid attribute value type {type(value).__name__}")
+
+
+def _key_value(key: str, value: Any) -> bytes:
+    prefix = _KEY_CACHE.get(key)
+    if prefix is None:
+        data = key.encode()
+        prefix = (b"\x0a" + _varint(len(data)) + data) if data else b""
+        if len(_KEY_CACHE) < _KEY_CACHE_MAX:
+            _KEY_CACHE[key] = prefix
+    return prefix + _ld(b"\x12", _any_value(value))
+
+
+def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
+    if not attributes:
+        return b""
+    return b"".join(_ld(tag, _key_value(k, v)) for k, v in attributes.items())
+
+
+def _string(tag: bytes, text: str | None) -> bytes:
+    if not text:
+        return b""
+    data = text.encode()
+    return tag + _varint(len(data)) + data
+
+
+def _uint(tag: bytes, value: int | None) -> bytes:
+    return tag + _varint(value) if value else b""
+
+
+def _span(span: ReadableSpan) -> bytes:
+    context = span.context
+    assert context is not None
+    parts = [
+        b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
+        b"\x12\x08" + context.span_id.to_bytes(8, "big"),
+    ]
+    state = context.trace_state
+    if state is not None:
+        parts.append(_string(b"\x1a", ",".join(f"{k}={v}" for k, v in state.items())))
+    parent = span.parent
+    if parent is not None:
+        parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+    parts.append(_string(b"\x2a", span.name))
+    parts.append(_uint(b"\x30", _SPAN_KIND[span.kind]))
+    if span.start_time:
+        parts.append(b"\x39" + _pack_fixed64(span.start_time))
+    if span.end_time:
+        parts.append(b"\x41" + _pack_fixed64(span.end_time))
+    parts.append(_attributes(b"\x4a", span.attributes))
+    parts.append(_uint(b"\x50", span.dropped_attributes))
+    for event in span.events:
+        body = (b"\x09" + _pack_fixed64(event.timestamp) if event.timestamp else b"") + (
+            _string(b"\x12", event.name)
+            + _attributes(b"\x1a", event.attributes)
+            + _uint(b"\x20", event.dropped_attributes)
+        )
+        parts.append(_ld(b"\x5a", body))
+    parts.append(_uint(b"\x60", span.dropped_events))
+    for link in span.links:
+        flags = _HAS_IS_REMOTE | (_IS_REMOTE if link.context.is_remote else 0)
+        body = (
+            b"\x0a\x10"
+            + link.context.trace_id.to_bytes(16, "big")
+            + b"\x12\x08"
+            + link.context.span_id.to_bytes(8, "big")
+            + _attributes(b"\x22", link.attributes)
+            + _uint(b"\x28", link.dropped_attributes)
+            + b"\x35"
+            + _pack_fixed32(flags)
+        )
+        parts.append(_ld(b"\x6a", body))
+    parts.append(_uint(b"\x70", span.dropped_links))
+    status = span.status
+    if status is not None:
+        body = _string(b"\x12", status.description) + _uint(b"\x18", status.status_code.value)
+        parts.append(_ld(b"\x7a", body))
+    flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
+    parts.append(b"\x85\x01" + _pack_fixed32(flags))
+    return b"".join(parts)
+
+
+def _resource(resource: Resource) -> bytes:
+    return _ld(b"\x0a", _attributes(b"\x0a", resource.attributes))
+
+
+def _scope(scope: InstrumentationScope | None) -> bytes:
+    if scope is None:
+        return _ld(b"\x0a", b"")
+    body = (
+        _string(b"\x0a", scope.name)
+        + _string(b"\x12", scope.version)
+        + _attributes(b"\x1a", scope.attributes)
+    )
+    return _ld(b"\x0a", body)
+
+
+def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
+    """``ExportTraceServiceRequest`` bytes, grouped by resource then scope like the SDK."""
+    groups: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope | None, list[bytes]]]]]
+    groups = {}
+    for span in spans:
+        resource = span.resource
+        scope = span.instrumentation_scope or None
+        by_scope = groups.setdefault(id(resource), (resource, {}))[1]
+        by_scope.setdefault(id(scope), (scope, []))[1].append(_ld(b"\x12", _span(span)))
+    out = []
+    for resource, by_scope in groups.values():
+        scope_spans = b"".join(
+            _ld(
+                b"\x12",
+                _scope(scope)
+                + b"".join(encoded)
+                + _string(b"\x1a", scope.schema_url if scope else None),
+            )
+            for scope, encoded in by_scope.values()
+        )
+        body = _resource(resource) + scope_spans + _string(b"\x1a", resource.schema_url)
+        out.append(_ld(b"\x0a", body))
+    return b"".join(out)

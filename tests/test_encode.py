@@ -1,0 +1,102 @@
+"""The direct OTLP encoder writes exactly the bytes of the SDK's ``encode_spans``."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import TraceState
+
+from letta_otel.export.budget import trim_spans
+from letta_otel.export.encode import encode_request
+from tests.mapping.test_spans import map_scenario
+from tests.samples import SCENARIOS
+
+SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
+def _same(spans: list[ReadableSpan]) -> None:
+    assert encode_request(spans) == encode_spans(spans).SerializeToString()
+
+
+def test_every_sample_scenario_byte_for_byte() -> None:
+    spans = [s for name in SCENARIOS for s in map_scenario(name)]
+    _same(spans)
+    _same(trim_spans(spans, 20_000))  # truncated values and the truncation marker
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_each_scenario_alone(name: str) -> None:
+    _same(map_scenario(name))
+
+
+def test_every_value_type_and_optional_field() -> None:
+    resource = Resource({"service.name": "x", "n": 3}, schema_url="https://r")
+    scope = InstrumentationScope("s", "1.0", "https://s", {"scope.attr": True})
+    remote_parent = SpanContext(1, 2, True, SAMPLED)
+    span = ReadableSpan(
+        name="every-type ✓",
+        context=SpanContext(2**127 + 5, 2**63 + 7, False, SAMPLED, TraceState([("k", "v")])),
+        parent=remote_parent,
+        resource=resource,
+        attributes={
+            "s": "text",
+            "empty": "",
+            "b": False,
+            "t": True,
+            "i": -42,
+            "zero": 0,
+            "big": 2**63 - 1,
+            "f": 0.25,
+            "nf": -1e300,
+            "bytes": b"\x00\x01",
+            "strs": ("a", "", "ü"),
+            "ints": [1, -2],
+            "empty_list": (),
+            "map": {"nested": 1, "deeper": {"x": "y"}},
+        },
+        events=[
+            Event("e1", {"exception.message": "boom"}, timestamp=123),
+            Event("e0", None, timestamp=0),
+        ],
+        links=[Link(SpanContext(9, 10, True, SAMPLED), {"l": 1})],
+        kind=SpanKind.PRODUCER,
+        status=Status(StatusCode.ERROR, "bad"),
+        start_time=1,
+        end_time=2**63,
+        instrumentation_scope=scope,
+    )
+    bare = ReadableSpan(
+        name="",
+        context=SpanContext(3, 4, False, SAMPLED),
+        resource=Resource({}),
+        kind=SpanKind.INTERNAL,
+        status=Status(StatusCode.UNSET),
+        start_time=0,
+        end_time=0,
+    )
+    _same([span, bare, span])
+
+
+def test_groups_by_resource_and_scope_in_first_seen_order() -> None:
+    spans = [s for name in SCENARIOS[:3] for s in map_scenario(name)]
+    other = Resource({"service.name": "other"})
+    moved = [
+        ReadableSpan(
+            name=s.name,
+            context=s.context,
+            parent=s.parent,
+            resource=other,
+            attributes=s.attributes,
+            kind=s.kind,
+            status=s.status,
+            start_time=s.start_time,
+            end_time=s.end_time,
+            instrumentation_scope=s.instrumentation_scope,
+        )
+        for s in spans[:2]
+    ]
+    _same([spans[0], *moved, *spans[1:]])
