@@ -9,12 +9,11 @@ Errors are one clear message on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
 
-from letta_otel import __version__
+from letta_otel import __version__, _loop
 from letta_otel.backfill import Backfill, BackfillRefused, make_range
 from letta_otel.daemon import Daemon, StartupError
 from letta_otel.doctor import doctor
@@ -127,7 +126,7 @@ def _run(ns: argparse.Namespace) -> int:
         " ".join(f"{k}={v}" for k, v in settings.describe().items()),
     )
     try:
-        result = asyncio.run(Daemon(settings).run(once=ns.once))
+        result = _loop.run(Daemon(settings).run(once=ns.once))
     except StartupError as exc:
         log.error("cannot start: %s", exc)  # noqa: TRY400 - a message, not a traceback
         return EXIT_CONFIG
@@ -145,7 +144,7 @@ def _backfill(ns: argparse.Namespace) -> int:
     setup_logging(settings.log_level, settings.log_format, _secrets(settings))
     try:
         span = make_range(ns.since, ns.until, ns.agent, settings=settings, force=ns.force)
-        result = asyncio.run(Backfill(settings, span).run())
+        result = _loop.run(Backfill(settings, span).run())
     except BackfillRefused as exc:
         log.error("backfill refused: %s", exc)  # noqa: TRY400 - a message, not a traceback
         return EXIT_CONFIG

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from letta_otel._loop import loop_factory
 from letta_otel.letta.http import FastHttp, HttpError, RawResponse, proxy_configured
 
 Script = Callable[[socket.socket, bytes, int], bool]  # (conn, request, n) -> keep open?
@@ -104,7 +105,21 @@ def fetch(url: str, *paths: str, timeout: float = 2.0) -> list[RawResponse]:
         finally:
             await http.aclose()
 
-    return asyncio.run(go())
+    with asyncio.Runner(loop_factory=_LOOP[0]) as runner:
+        return runner.run(go())
+
+
+# Every test runs on asyncio's own loop and on uvloop (what the commands use).
+_LOOP: list[Callable[[], asyncio.AbstractEventLoop] | None] = [None]
+
+
+@pytest.fixture(autouse=True, params=["asyncio", "uvloop"])
+def event_loop_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    _LOOP[0] = loop_factory() if request.param == "uvloop" else None
+    if request.param == "uvloop":
+        assert _LOOP[0] is not None, "uvloop is a dependency on this platform"
+    yield request.param
+    _LOOP[0] = None
 
 
 @contextlib.contextmanager
@@ -287,6 +302,7 @@ def test_https_verifies_the_server_certificate(tmp_path: Path) -> None:
                 await http.aclose()
 
         trusted = ssl.create_default_context(cafile=str(cert))
-        assert asyncio.run(go(trusted)).body == b'{"tls": true}'
-        with pytest.raises(HttpError, match="cannot connect"):
-            asyncio.run(go(None))  # certifi's CAs do not know this certificate
+        with asyncio.Runner(loop_factory=_LOOP[0]) as runner:
+            assert runner.run(go(trusted)).body == b'{"tls": true}'
+            with pytest.raises(HttpError, match="cannot connect"):
+                runner.run(go(None))  # certifi's CAs do not know this certificate
