@@ -506,10 +506,10 @@ class _Exporter:
     """The consuming half of a cycle: packs units into bounded batches and exports them
     in a worker thread while enrichment goes on; commits each confirmed batch.
 
-    A batch leaves when it is full, when the units stop coming for ``FLUSH_AFTER``
-    seconds, or at the end of the cycle. The first failed export stops the cycle (the
-    backend is likely down); the units still arriving are dropped uncommitted and are
-    retried next cycle with the same span ids.
+    A batch leaves when it is full, when its first unit has waited ``FLUSH_AFTER``
+    seconds (checked once per ``FLUSH_AFTER``), or at the end of the cycle. The first
+    failed export stops the cycle (the backend is likely down); the units still arriving
+    are dropped uncommitted and are retried next cycle with the same span ids.
     """
 
     def __init__(
@@ -527,26 +527,38 @@ class _Exporter:
         self._pinned: set[str] = set()
         self._now_ns = now_ns
         self._batch: list[Unit] = []
+        self._batch_since = 0.0  # loop time of the current batch's first unit
+        self._timer: asyncio.TimerHandle | None = None
         self._spans = 0
         self._bytes = 0
         self.stopped = False
 
     async def consume(self, units: asyncio.Queue[Unit | None]) -> None:
-        while True:
-            try:
-                if self._batch:
-                    unit = await asyncio.wait_for(units.get(), FLUSH_AFTER)
-                else:
-                    unit = await units.get()
-            except TimeoutError:
-                await self._flush()
-                continue
-            if unit is None:
-                await self._flush()
-                return
-            if self.stopped:
-                continue  # drain: the producer must never block on a full queue
-            await self._add(unit)
+        # A timer wakes the consumer once per FLUSH_AFTER with _TICK, rather than a
+        # timeout around every get(), which cost more CPU than the batching it guards.
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(FLUSH_AFTER, self._tick, units, loop)
+        try:
+            while True:
+                unit = await units.get()
+                if unit is None:
+                    await self._flush()
+                    return
+                if unit is _TICK:
+                    if self._batch and loop.time() - self._batch_since >= FLUSH_AFTER:
+                        await self._flush()
+                    continue
+                if self.stopped:
+                    continue  # drain: the producer must never block on a full queue
+                await self._add(unit)
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+
+    def _tick(self, units: asyncio.Queue[Unit | None], loop: asyncio.AbstractEventLoop) -> None:
+        if not units.full():
+            units.put_nowait(_TICK)
+        self._timer = loop.call_later(FLUSH_AFTER, self._tick, units, loop)
 
     async def _add(self, unit: Unit) -> None:
         max_spans, max_bytes = self._bridge.batch_bounds()
@@ -559,6 +571,8 @@ class _Exporter:
             await self._flush()
         if self.stopped:
             return
+        if not self._batch:
+            self._batch_since = asyncio.get_running_loop().time()
         self._batch.append(unit)
         self._spans += len(unit.spans)
         self._bytes += size
@@ -624,6 +638,9 @@ class _Work:
     now_ns: int
     once: bool
     pins: dict[str, int]
+
+
+_TICK = Unit(spans=())  # wakes the consumer to flush a batch that has waited long enough
 
 
 def _unit_start(unit: Unit) -> int:
