@@ -30,6 +30,9 @@ class StepRecord:
     observed_ns: int = 0
     incomplete: bool = False
     missing: frozenset[str] = field(default_factory=frozenset)
+    # Derived values both the span mapper and the metrics need, computed once per record
+    # (the bridge maps a step, then records its metrics once the export is confirmed).
+    memo: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from opentelemetry.sdk.resources import Resource
@@ -271,6 +271,14 @@ def _request_model(record: StepRecord) -> str:
 
 
 def _llm_attributes(record: StepRecord) -> Attrs:
+    """The chat span's attributes (a fresh copy: callers add to it)."""
+    cached = record.memo.get("llm_attributes")
+    if cached is None:
+        cached = record.memo["llm_attributes"] = _compute_llm_attributes(record)
+    return dict(cast("Attrs", cached))
+
+
+def _compute_llm_attributes(record: StepRecord) -> Attrs:
     step, trace = record.step, record.trace
     request = trace.request_json if trace else None
     response = trace.response_json if trace else None

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from letta_otel.mapping.records import RunRecord, StepRecord
 
@@ -83,6 +84,15 @@ def _llm_window(record: StepRecord) -> Window | None:
 
 
 def step_timing(record: StepRecord, tool_calls: int) -> StepTiming:
+    """The step's time windows (memoised on the record: mapping and metrics share it)."""
+    key = ("step_timing", tool_calls)
+    cached = record.memo.get(key)
+    if cached is None:
+        cached = record.memo[key] = _step_timing(record, tool_calls)
+    return cast("StepTiming", cached)
+
+
+def _step_timing(record: StepRecord, tool_calls: int) -> StepTiming:
     metrics = record.metrics
     step_ns = metrics.step_ns if metrics else None
     llm = _llm_window(record)
