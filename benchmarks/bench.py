@@ -34,10 +34,15 @@ REPO = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of one process (not its children), from /proc/<pid>/stat."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of one process (not its children), /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (not its children)."""
+    return sum(cpu_split(pid))
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -106,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after this")
     parser.add_argument("--protocol", default="grpc", choices=["grpc", "http/protobuf"])
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="VAR=VALUE",
+        help="an extra environment setting for the bridge, e.g. LETTA_OTEL_METRICS=false",
+    )
     ns = parser.parse_args(argv)
     concurrency = ns.concurrency or Settings().max_concurrency
     letta, letta_info = start_server(
@@ -127,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         "LETTA_OTEL_MAX_CONCURRENCY": str(concurrency),
         "LETTA_OTEL_LOG_LEVEL": "INFO",
     }
+    for assignment in ns.set:
+        name, sep, value = assignment.partition("=")
+        if not sep:
+            raise SystemExit(f"--set wants VAR=VALUE, got {assignment!r}")
+        env[name] = value
     if ns.max_rps is not None:
         env["LETTA_OTEL_MAX_RPS"] = str(ns.max_rps)
     log_path = workdir / "bridge.log"
@@ -154,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
             time.sleep(0.05)
         start = time.monotonic()
         cpu0 = cpu_seconds(bridge.pid)
+        split0 = cpu_split(bridge.pid)
         first_export = None
         while time.monotonic() < deadline and bridge.poll() is None:
             done = exported_steps(state_path)
@@ -168,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         else:
             raise SystemExit(f"bridge did not finish: {samples[-1] if samples else 'no sample'}")
         finished = samples[-1]
+        split1 = cpu_split(bridge.pid)
         peak_kib = memory_kib(bridge.pid)["VmHWM"]
         # Idle: everything is exported; the daemon polls every --poll-interval seconds.
         time.sleep(min(ns.poll_interval, 5.0))
@@ -203,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         "cpu_s": round(cpu, 2),
         "cpu_s_per_1000_steps": round(cpu / expected * 1000, 3),
         "startup_cpu_s": round(cpu0, 2),
+        "cpu_user_s": round(split1[0] - split0[0], 2),
+        "cpu_system_s": round(split1[1] - split0[1], 2),
         "peak_rss_mb": round(peak_kib / 1024, 1),
         "rss_mb_at_25_50_75_100pct": [round(k / 1024, 1) for k in quarter_rss],
         "rss_mb_idle": round(idle_rss / 1024, 1),
@@ -222,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         f"{concurrency} in flight / {ns.latency * 1000:.0f} ms / {per_step:.2f} requests "
         "per step)\n"
         f"bridge CPU: {cpu:.2f} s = {result['cpu_s_per_1000_steps']:.3f} CPU-s per 1000 steps "
-        f"(+{cpu0:.2f} s start-up)\n"
+        f"(user {result['cpu_user_s']} s, system {result['cpu_system_s']} s; "
+        f"+{cpu0:.2f} s start-up)\n"
         f"peak RSS {result['peak_rss_mb']} MB; RSS at 25/50/75/100%: "
         f"{result['rss_mb_at_25_50_75_100pct']} MB; idle {result['rss_mb_idle']} MB\n"
         f"idle CPU at {ns.poll_interval:g} s polling: {result['idle_cpu_pct_of_a_core']:.2f}% "
