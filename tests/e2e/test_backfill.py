@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from letta_otel import cli
+from letta_otel.sharding import parse_shard
 from letta_otel.state import StateStore
 from tests.e2e.conftest import BridgeEnv, isolated_environ, spawn, step_spans
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer
@@ -89,6 +90,30 @@ def test_until_and_agent_bound_the_range(
         if data.step(sid)["agent_id"] == agent
     }
     assert wanted and set(_step_ids(receiver)) == wanted
+
+
+def test_filters_apply_to_a_backfill_as_to_the_daemon(
+    bridge_env: BridgeEnv, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = bridge_env.letta.data
+    since = _iso(datetime.now(UTC) - timedelta(hours=HOURS_AGO + 12))
+    monkeypatch.setenv("LETTA_OTEL_FILTER_STEP_STATUSES", "failed")
+    assert _backfill(bridge_env, monkeypatch, "--since", since) == 0
+    failed = {s for s in data.expected_terminal_step_ids() if data.step(s)["status"] == "failed"}
+    assert failed and set(_step_ids(receiver)) == failed
+
+
+def test_a_sharded_backfill_exports_only_its_agents(
+    bridge_env: BridgeEnv, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = bridge_env.letta.data
+    since = _iso(datetime.now(UTC) - timedelta(hours=HOURS_AGO + 12))
+    agents = {data.step(s)["agent_id"] for s in data.expected_terminal_step_ids()}
+    shard_of = {a: parse_shard("1/2").owns(a) for a in agents}
+    assert set(shard_of.values()) == {True, False}, "the sample's agents share a shard"
+    assert _backfill(bridge_env, monkeypatch, "--since", since, "--shard", "1/2") == 0
+    mine = {s for s in data.expected_terminal_step_ids() if shard_of[data.step(s)["agent_id"]]}
+    assert set(_step_ids(receiver)) == mine
 
 
 def test_too_old_is_refused_unless_forced(
