@@ -397,6 +397,7 @@ def run_bridge(
     protocol: str,
     lookback: timedelta,
     discovery: str = "auto",
+    command: tuple[str, ...] = ("run", "--once"),
 ) -> BridgeRun:
     endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
     env = _clean_env(
@@ -411,7 +412,7 @@ def run_bridge(
     )
     already = len(receiver.spans)
     proc = subprocess.run(
-        [sys.executable, "-m", "letta_otel", "run", "--once"],
+        [sys.executable, "-m", "letta_otel", *command],
         cwd=REPO,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -421,6 +422,39 @@ def run_bridge(
         check=False,
     )
     return BridgeRun(proc.returncode, proc.stdout, proc.stderr, receiver.spans[already:])
+
+
+def run_backfill(
+    receiver: OtlpReceiver, state_path: Path, *, lookback: timedelta, discovery: str = "auto"
+) -> BridgeRun:
+    """``letta-otel backfill --since now-lookback`` (until now), over gRPC."""
+    since = (datetime.now(UTC) - lookback).isoformat()
+    return run_bridge(
+        receiver,
+        state_path,
+        protocol="grpc",
+        lookback=lookback,
+        discovery=discovery,
+        command=("backfill", "--since", since),
+    )
+
+
+def assert_backfill_contract(
+    live: Live, tmp_path: Path, lookback: timedelta, discovery: str
+) -> None:
+    """A backfill of the lookback exports what run --once would, once; again: nothing."""
+    http = live.kit.http
+    state = tmp_path / f"backfill-{discovery}.db"
+    with OtlpReceiver() as receiver:
+        before = snapshot(http, lookback)
+        first = run_backfill(receiver, state, lookback=lookback, discovery=discovery)
+        after = snapshot(http, lookback)
+        exported = assert_span_contract(http, first, before, after)
+        again = run_backfill(receiver, state, lookback=lookback, discovery=discovery)
+        assert again.returncode == 0, again.describe()
+        assert not set(exported_step_ids(again.spans)) & exported
+        assert max(exported_step_ids(receiver.spans).values()) == 1
+    assert f"through /v1/{discovery}/" in first.stderr, first.describe()
 
 
 def _step_spans(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
@@ -528,12 +562,20 @@ def _assert_chat_spans(
         assert chat.attributes.get("gen_ai.usage.output_tokens") == step["completion_tokens"]
         assert chat.attributes["gen_ai.request.model"] == step["model"]
         assert chat.attributes["gen_ai.provider.name"] == step["provider_name"]
-    # One chat span per LLM call that left a provider trace (a failed stream leaves none).
+    # One chat span per LLM call Letta recorded: by a provider trace, or by the step
+    # metrics' llm_request_ns alone (Letta 0.16.8 leaves some successful steps without a
+    # trace); a failed stream leaves neither.
     for step_id in step_spans:
         trace = http.get(f"/v1/steps/{step_id}/trace")
         trace.raise_for_status()
-        expected = 0 if trace.json() is None else 1
+        metrics = http.get(f"/v1/steps/{step_id}/metrics")
+        metrics.raise_for_status()
+        timed = bool((metrics.json() or {}).get("llm_request_ns"))
+        expected = 1 if trace.json() is not None or timed else 0
         assert len(chats.get(step_id, [])) == expected, (step_id, "chat spans")
+        if trace.json() is None and expected:
+            (chat,) = chats[step_id]
+            assert chat.attributes["letta.provider_trace.missing"] is True, step_id
 
 
 def _assert_tool_spans(spans: list[ReceivedSpan]) -> None:
@@ -620,6 +662,13 @@ def test_stock_restart_exports_nothing_twice_then_only_new_steps(
 
 @pytest.mark.live
 @dump_letta_log_on_failure
+def test_stock_server_backfill_exports_the_range_once(live: Live, tmp_path: Path) -> None:
+    assert not live.kit.steps_route_works(), "expected the stock server (GET /v1/steps/ = 400)"
+    assert_backfill_contract(live, tmp_path, choose_lookback(live.kit.http), "runs")
+
+
+@pytest.mark.live
+@dump_letta_log_on_failure
 def test_patched_server_exports_through_steps_cursor(live: Live, tmp_path: Path) -> None:
     http = live.kit.http
     try:
@@ -638,6 +687,8 @@ def test_patched_server_exports_through_steps_cursor(live: Live, tmp_path: Path)
             assert_span_contract(http, run, before, after)
         assert "discovering steps through /v1/steps/" in run.stderr, run.describe()
         assert "/v1/runs/" not in run.stderr
+        # The same range as a backfill: start_date/end_date on the steps route.
+        assert_backfill_contract(live, tmp_path, choose_lookback(http), "steps")
     finally:
         # Other people use this server: always put back the stock behaviour.
         live.kit.ensure(patched=False)
