@@ -46,18 +46,9 @@ def clean_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     """Top-level attribute values: a None or unencodable value leaves the attribute out."""
     cleaned: dict[str, Any] = {}
     for key, value in (attrs or {}).items():
-        # Exact-type checks first: runs for every attribute of every span.
-        kind = type(value)
-        if kind is str:
-            clean = value if value.isascii() else clean_text(value)
-        elif kind is bool or kind is float:
-            clean = value
-        elif kind is int:
-            clean = value if INT64_MIN <= value <= INT64_MAX else None
-        else:
-            clean = clean_value(value)
+        clean = clean_value(value)
         if clean is not None:
-            cleaned[key if type(key) is str and key.isascii() else clean_text(str(key))] = clean
+            cleaned[clean_text(str(key))] = clean
     return cleaned
 
 
