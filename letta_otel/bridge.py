@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from letta_otel.export.budget import estimate_unit_bytes, trim_spans
+from letta_otel.export.budget import BatchPacker, estimate_unit_bytes, trim_spans
 from letta_otel.export.sink import SpanSink
 from letta_otel.export.trace_budget import TraceBudget, bytes_by_trace
 from letta_otel.letta.client import LettaError
@@ -526,11 +526,9 @@ class _Exporter:
         self._pins = pins
         self._pinned: set[str] = set()
         self._now_ns = now_ns
-        self._batch: list[Unit] = []
+        self._packer = BatchPacker[Unit]()
         self._batch_since = 0.0  # loop time of the current batch's first unit
         self._timer: asyncio.TimerHandle | None = None
-        self._spans = 0
-        self._bytes = 0
         self.stopped = False
 
     async def consume(self, units: asyncio.Queue[Unit | None]) -> None:
@@ -545,7 +543,7 @@ class _Exporter:
                     await self._flush()
                     return
                 if unit is _TICK:
-                    if self._batch and loop.time() - self._batch_since >= FLUSH_AFTER:
+                    if self._packer.units and loop.time() - self._batch_since >= FLUSH_AFTER:
                         await self._flush()
                     continue
                 if self.stopped:
@@ -566,21 +564,18 @@ class _Exporter:
         if size > self._bridge._options.max_batch_bytes:
             unit.spans = trim_spans(unit.spans, self._bridge._options.max_batch_bytes)
             size = estimate_unit_bytes(unit)
-        full = self._spans + len(unit.spans) > max_spans or self._bytes + size > max_bytes
-        if self._batch and full:
+        if not self._packer.fits(unit, size, max_spans=max_spans, max_bytes=max_bytes):
             await self._flush()
         if self.stopped:
             return
-        if not self._batch:
+        if not self._packer.units:
             self._batch_since = asyncio.get_running_loop().time()
-        self._batch.append(unit)
-        self._spans += len(unit.spans)
-        self._bytes += size
-        if self._spans >= max_spans:
+        self._packer.add(unit, size)
+        if self._packer.spans >= max_spans:
             await self._flush()
 
     async def _flush(self) -> None:
-        batch, self._batch, self._spans, self._bytes = self._batch, [], 0, 0
+        batch = self._packer.take()
         if not batch or self.stopped:
             return
         if self.should_stop():

@@ -8,7 +8,7 @@ all-or-nothing per Letta object.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.util.types import AttributeValue
@@ -60,20 +60,45 @@ def estimate_unit_bytes(unit: HasSpans) -> int:
     return sum(estimate_span_bytes(s) for s in unit.spans)
 
 
+class BatchPacker(Generic[U]):
+    """Greedy packing in arrival order; a unit bigger than a whole batch travels alone.
+
+    Incremental, so the bridge's pipeline can pack units as they are mapped; the bounds
+    are given per unit because the bridge shrinks them after a failed export.
+    """
+
+    def __init__(self) -> None:
+        self.units: list[U] = []
+        self.spans = 0
+        self.bytes = 0
+
+    def fits(self, unit: U, size: int, *, max_spans: int, max_bytes: int) -> bool:
+        """Whether ``unit`` (``size`` estimated bytes) joins the current batch."""
+        return not self.units or (
+            self.spans + len(unit.spans) <= max_spans and self.bytes + size <= max_bytes
+        )
+
+    def add(self, unit: U, size: int) -> None:
+        self.units.append(unit)
+        self.spans += len(unit.spans)
+        self.bytes += size
+
+    def take(self) -> list[U]:
+        """The current batch; the packer starts a new one."""
+        batch, self.units, self.spans, self.bytes = self.units, [], 0, 0
+        return batch
+
+
 def plan_batches(units: Iterable[U], *, max_spans: int, max_bytes: int) -> Iterator[list[U]]:
-    """Greedy packing in order; a unit bigger than a whole batch travels alone."""
-    batch: list[U] = []
-    spans = size = 0
+    """All of ``units`` packed by :class:`BatchPacker`."""
+    packer = BatchPacker[U]()
     for unit in units:
-        n, b = len(unit.spans), estimate_unit_bytes(unit)
-        if batch and (spans + n > max_spans or size + b > max_bytes):
-            yield batch
-            batch, spans, size = [], 0, 0
-        batch.append(unit)
-        spans += n
-        size += b
-    if batch:
-        yield batch
+        size = estimate_unit_bytes(unit)
+        if not packer.fits(unit, size, max_spans=max_spans, max_bytes=max_bytes):
+            yield packer.take()
+        packer.add(unit, size)
+    if packer.units:
+        yield packer.take()
 
 
 def _structured(value: object) -> bool:
