@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,9 +37,11 @@ from letta_otel.bridge import Bridge, CycleReport
 from letta_otel.daemon import (
     PAGES_PER_CYCLE,
     StartupError,
+    StopSignal,
     bridge_over,
     build_client,
     check_otlp_reachable,
+    open_state,
     retry_delay,
     summarize,
 )
@@ -56,7 +57,7 @@ from letta_otel.letta.discovery import (
 )
 from letta_otel.progress import Progress
 from letta_otel.settings import Settings
-from letta_otel.state import StateError, StateStore
+from letta_otel.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -234,21 +235,19 @@ class Backfill:
         self._settings = settings
         self._range = span
         self._progress = progress or Progress("backfill")
-        self._stop = asyncio.Event()
+        self._stop = StopSignal(
+            "stop requested; finishing the batch in flight (run the same command to resume)"
+        )
 
     def request_stop(self) -> None:
-        if not self._stop.is_set():
-            log.info(
-                "stop requested; finishing the batch in flight (run the same command to resume)"
-            )
-        self._stop.set()
+        self._stop.request()
 
     async def run(self) -> BackfillResult:
         settings = self._settings
         state = _open_state(settings)
         client = build_client(settings)
         sink = build_sink(settings)
-        self._install_signals()
+        self._stop.install()
         try:
             await check_otlp_reachable(settings)
             bridge = await self._bridge(client, state, sink)
@@ -310,7 +309,9 @@ class Backfill:
                     failures += 1
                     if failures >= MAX_FAILED_CYCLES:
                         return self._result(state, baseline, False, cycles, report)
-                    await self._sleep(retry_delay(min(self._settings.poll_interval, 1.0), failures))
+                    await self._stop.sleep(
+                        retry_delay(min(self._settings.poll_interval, 1.0), failures)
+                    )
                     continue
                 failures = 0
                 if not report.more and (report.open_steps == 0 or report.exported_steps == 0):
@@ -358,21 +359,11 @@ class Backfill:
                 total = done + counts.get("steps_open", 0)
             self._progress.update(done, total=total)
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-
-    def _install_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_stop)
-
 
 def _open_state(settings: Settings) -> StateStore:
     try:
-        return StateStore(settings.state_path)
-    except StateError as exc:
+        return open_state(settings)
+    except StartupError as exc:
         if "in use" in str(exc):
             raise StartupError(
                 f"the state file {settings.state_path} is held by a running letta-otel "
@@ -381,7 +372,7 @@ def _open_state(settings: Settings) -> StateStore:
                 "afterwards. Or give the backfill its own --state-path; steps both export "
                 "are then sent twice, with identical span ids."
             ) from None
-        raise StartupError(f"LETTA_OTEL_STATE_PATH: {exc}") from None
+        raise
 
 
 def make_range(

@@ -344,6 +344,34 @@ async def _poll_feedback(poller: FeedbackPoller) -> None:
         log.warning("listing steps with feedback failed: %s", exc)
 
 
+class StopSignal:
+    """SIGINT/SIGTERM, or :meth:`request`, ask a loop to stop after the batch in flight."""
+
+    def __init__(self, message: str) -> None:
+        self._event = asyncio.Event()
+        self._message = message
+
+    def request(self) -> None:
+        if not self._event.is_set():
+            log.info("%s", self._message)
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Not available off the main thread (embedded use, tests).
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when a stop is requested."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout=seconds)
+
+
 class Daemon:
     def __init__(
         self,
@@ -353,12 +381,10 @@ class Daemon:
     ) -> None:
         self._settings = settings
         self._sink_factory = sink_factory
-        self._stop = asyncio.Event()
+        self._stop = StopSignal("stop requested; finishing the batch in flight")
 
     def request_stop(self) -> None:
-        if not self._stop.is_set():
-            log.info("stop requested; finishing the batch in flight")
-        self._stop.set()
+        self._stop.request()
 
     async def run(self, *, once: bool = False) -> RunResult:
         settings = self._settings
@@ -370,7 +396,7 @@ class Daemon:
             raise
         client = build_client(settings, on_error=telemetry.letta_request_failed)
         sink = self._sink_factory(settings)
-        self._install_signals()
+        self._stop.install()
         cycles, ok, failures = 0, True, 0
         try:
             await check_otlp_reachable(settings)
@@ -402,7 +428,7 @@ class Daemon:
                 failures = 0 if report.ok else failures + 1
                 if report.more and report.ok:
                     continue  # pages came back full: there is a backlog, poll at once
-                await self._sleep(retry_delay(settings.poll_interval, failures))
+                await self._stop.sleep(retry_delay(settings.poll_interval, failures))
         finally:
             if health is not None:
                 health.stop()
@@ -412,14 +438,3 @@ class Daemon:
             telemetry.shutdown(flush=cycles > 0)
             state.close()
         return RunResult(cycles, ok)
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-
-    def _install_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            # Not available off the main thread (embedded use, tests).
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_stop)
