@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol
 
 from letta_otel import __version__, _loop
 from letta_otel.backfill import Backfill, BackfillRefused, make_range
@@ -113,20 +114,26 @@ def _secrets(settings: Settings) -> list[str]:
     return secrets
 
 
-def _run(ns: argparse.Namespace) -> int:
+def _configured(ns: argparse.Namespace) -> Settings | None:
+    """The settings with logging set up, or None after printing the configuration report."""
     try:
         settings = _settings(ns)
     except ConfigError as exc:
         print(f"letta-otel: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return None
     setup_logging(settings.log_level, settings.log_format, _secrets(settings))
-    log.info(
-        "letta-otel %s starting: %s",
-        __version__,
-        " ".join(f"{k}={v}" for k, v in settings.describe().items()),
-    )
+    return settings
+
+
+class _Outcome(Protocol):
+    @property
+    def ok(self) -> bool: ...
+
+
+def _drive(main: Coroutine[Any, Any, _Outcome]) -> int:
+    """Run a long-running command on the event loop and map its outcome to an exit code."""
     try:
-        result = _loop.run(Daemon(settings).run(once=ns.once))
+        result = _loop.run(main)
     except StartupError as exc:
         log.error("cannot start: %s", exc)  # noqa: TRY400 - a message, not a traceback
         return EXIT_CONFIG
@@ -135,25 +142,28 @@ def _run(ns: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
-def _backfill(ns: argparse.Namespace) -> int:
-    try:
-        settings = _settings(ns)
-    except ConfigError as exc:
-        print(f"letta-otel: {exc}", file=sys.stderr)
+def _run(ns: argparse.Namespace) -> int:
+    settings = _configured(ns)
+    if settings is None:
         return EXIT_CONFIG
-    setup_logging(settings.log_level, settings.log_format, _secrets(settings))
+    log.info(
+        "letta-otel %s starting: %s",
+        __version__,
+        " ".join(f"{k}={v}" for k, v in settings.describe().items()),
+    )
+    return _drive(Daemon(settings).run(once=ns.once))
+
+
+def _backfill(ns: argparse.Namespace) -> int:
+    settings = _configured(ns)
+    if settings is None:
+        return EXIT_CONFIG
     try:
         span = make_range(ns.since, ns.until, ns.agent, settings=settings, force=ns.force)
-        result = _loop.run(Backfill(settings, span).run())
     except BackfillRefused as exc:
         log.error("backfill refused: %s", exc)  # noqa: TRY400 - a message, not a traceback
         return EXIT_CONFIG
-    except StartupError as exc:
-        log.error("cannot start: %s", exc)  # noqa: TRY400
-        return EXIT_CONFIG
-    except KeyboardInterrupt:
-        return EXIT_OK
-    return EXIT_OK if result.ok else EXIT_FAILED
+    return _drive(Backfill(settings, span).run())
 
 
 def _trace_id(ns: argparse.Namespace) -> int:
