@@ -21,7 +21,6 @@ under ``CI=true``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import ipaddress
 import os
 import re
@@ -43,6 +42,7 @@ import pytest
 
 from letta_otel.mapping import ids
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer
+from tests.machine_lock import exclusive_lock
 
 PHOENIX_VERSION = "20.26.1"
 PHOENIX_VENV = Path(os.environ.get("LETTA_OTEL_PHOENIX_VENV", "/tmp/phoenix-venv"))
@@ -61,29 +61,13 @@ pytestmark = [pytest.mark.phoenix, pytest.mark.timeout(INSTALL_TIMEOUT + START_T
 # ------------------------------------------------------------------------------ install
 
 
-@contextlib.contextmanager
-def _locked(timeout: float) -> Iterator[None]:
-    with LOCK_PATH.open("a") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{LOCK_PATH} stayed locked for {timeout}s", pytrace=False)
-                time.sleep(1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_phoenix() -> tuple[Path, float]:
     """The Phoenix venv's python, and how long installing took (0 when reused)."""
     python = PHOENIX_VENV / "bin" / "python"
     marker = PHOENIX_VENV / ".letta-otel-phoenix-version"
-    with _locked(INSTALL_TIMEOUT):
+    with exclusive_lock(
+        LOCK_PATH, INSTALL_TIMEOUT, held=f"{LOCK_PATH} stayed locked for {INSTALL_TIMEOUT}s"
+    ):
         if python.exists() and marker.exists() and marker.read_text().strip() == PHOENIX_VERSION:
             return python, 0.0
         started = time.monotonic()

@@ -22,8 +22,6 @@ between the two (on a quiet server they are equal, so this is an equality).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import os
 import subprocess
@@ -41,6 +39,7 @@ import httpx
 import pytest
 
 from tests.fakes.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.machine_lock import exclusive_lock
 
 REPO = Path(__file__).resolve().parents[2]
 KIT = REPO.parent / "shared" / "letta-live"
@@ -246,25 +245,6 @@ class LiveKit:
         return proc.stdout
 
 
-@contextlib.contextmanager
-def exclusive_lock(path: Path, timeout: float) -> Iterator[None]:
-    """Serialise live-test sessions on this machine (they restart the shared server)."""
-    with path.open("a") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"another live-test session holds {path}", pytrace=False)
-                time.sleep(1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @dataclass
 class Live:
     kit: LiveKit
@@ -285,7 +265,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         pytest.skip(message)
 
     kit = LiveKit(KIT, tmp_path_factory.mktemp("letta-live-logs"))
-    with exclusive_lock(LOCK_PATH, LOCK_TIMEOUT):
+    # Serialise live-test sessions on this machine (they restart the shared server).
+    with exclusive_lock(
+        LOCK_PATH, LOCK_TIMEOUT, held=f"another live-test session holds {LOCK_PATH}"
+    ):
         started_here = False
         before: dict[str, bool] = {}
         if kit.healthy():
