@@ -10,6 +10,7 @@ both.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -22,6 +23,27 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:
         return None
     return uvloop.new_event_loop
+
+
+# Allocations (net of frees) between young-generation collections. CPython's 700 made
+# the collector about 10% of the bridge's CPU under load: every step allocates
+# thousands of short-lived objects, and each collection walks all still-young ones.
+# Most die by reference counting before 50,000 accumulate; peak RSS did not change.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Set up the collector for a long-running command, once its code is imported.
+
+    Objects alive now (modules, classes, settings) live as long as the process:
+    ``gc.freeze`` keeps full collections from walking them again and again (those
+    were a third of the collector's time). Garbage is collected first, so nothing
+    unreachable is frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

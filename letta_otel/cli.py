@@ -132,6 +132,7 @@ class _Outcome(Protocol):
 
 def _drive(main: Coroutine[Any, Any, _Outcome]) -> int:
     """Run a long-running command on the event loop and map its outcome to an exit code."""
+    _loop.tune_gc()
     try:
         result = _loop.run(main)
     except StartupError as exc:
