@@ -98,6 +98,18 @@ class _Parser:
         )
 
     def feed(self, data: bytes) -> RawResponse | None:
+        if self._head is None and not self._buf:
+            # The usual case: the whole answer in one read. Parsed straight from
+            # ``data``, without copying it through the buffer.
+            end = data.find(b"\r\n\r\n")
+            if end >= 0:
+                status, headers = _head(data[:end])
+                if status >= 200:
+                    self._set_head(status, headers)
+                    start = end + 4
+                    if self._length == len(data) - start:
+                        return self._done(data[start:])
+                    data = data[start:]
         self._buf += data
         while self._head is None:
             end = self._buf.find(b"\r\n\r\n")
@@ -105,28 +117,22 @@ class _Parser:
                 if len(self._buf) > MAX_HEADER_BYTES:
                     raise HttpError("response headers too large")
                 return None
-            lines = bytes(self._buf[:end]).decode("latin-1").split("\r\n")
+            status, headers = _head(bytes(self._buf[:end]))
             del self._buf[: end + 4]
-            try:
-                status = int(lines[0].split(" ", 2)[1])
-            except (IndexError, ValueError):
-                raise HttpError(f"not an HTTP response: {lines[0][:60]!r}") from None
-            if 100 <= status < 200:
-                continue  # an interim answer (100 Continue); the real one follows
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            self._head = (status, headers)
-            if "chunked" not in headers.get("transfer-encoding", ""):
-                length = headers.get("content-length")
-                try:
-                    self._length = int(length) if length is not None else None
-                except ValueError:
-                    raise HttpError(f"bad Content-Length {length!r}") from None
-                if status in (204, 304):
-                    self._length = 0
+            if status >= 200:  # else an interim answer (100 Continue); the real one follows
+                self._set_head(status, headers)
         return self._chunk() if self._chunked else self._plain()
+
+    def _set_head(self, status: int, headers: dict[str, str]) -> None:
+        self._head = (status, headers)
+        if "chunked" not in headers.get("transfer-encoding", ""):
+            length = headers.get("content-length")
+            try:
+                self._length = int(length) if length is not None else None
+            except ValueError:
+                raise HttpError(f"bad Content-Length {length!r}") from None
+            if status in (204, 304):
+                self._length = 0
 
     def _plain(self) -> RawResponse | None:
         if self._length is None or len(self._buf) < self._length:
@@ -177,6 +183,20 @@ class _Parser:
         return bool(self._buf)
 
 
+def _head(block: bytes) -> tuple[int, dict[str, str]]:
+    """Status and lower-cased headers of a response head (without its blank line)."""
+    lines = block.decode("latin-1").split("\r\n")
+    try:
+        status = int(lines[0].split(" ", 2)[1])
+    except (IndexError, ValueError):
+        raise HttpError(f"not an HTTP response: {lines[0][:60]!r}") from None
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -184,6 +204,7 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[RawResponse] | None = None
         self.closed = False
         self.reusable = True
+        self.deadline = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
@@ -220,21 +241,24 @@ class _Connection(asyncio.Protocol):
         else:
             waiter.set_exception(_ClosedBeforeAnswer("connection closed before any answer"))
 
-    async def request(self, head: bytes, timeout: float) -> RawResponse:
+    async def request(self, head: bytes, deadline: float) -> RawResponse:
+        """Send ``head``, wait for the answer; :meth:`expire` ends the wait at ``deadline``
+        (the pool checks deadlines, see ``FastHttp._sweep``)."""
         assert self.transport is not None
         self._parser = _Parser()
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[RawResponse] = loop.create_future()
+        waiter: asyncio.Future[RawResponse] = asyncio.get_running_loop().create_future()
         self._waiter = waiter
-        # One timer on the loop rather than an asyncio.timeout() scope per request:
-        # the same deadline at a fraction of the CPU (this runs for every request).
-        timer = loop.call_later(timeout, _expire, waiter)
+        self.deadline = deadline
         self.transport.write(head)
         try:
             return await waiter
         finally:
-            timer.cancel()
             self._waiter = None
+
+    def expire(self, now: float) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done() and now >= self.deadline:
+            waiter.set_exception(TimeoutError())
 
     def close(self) -> None:
         self.reusable = False
@@ -244,11 +268,6 @@ class _Connection(asyncio.Protocol):
 
 class _ClosedBeforeAnswer(HttpError):
     pass
-
-
-def _expire(waiter: asyncio.Future[RawResponse]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 class FastHttp:
@@ -283,10 +302,17 @@ class FastHttp:
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: list[_Connection] = []
         self._closed = False
+        # Request deadlines are checked by one sweep every _sweep_every seconds while
+        # requests are out, not by a timer per request: a loop timer costs about as
+        # much CPU as the rest of a small request. A request times out at most
+        # _sweep_every (an eighth of the timeout, at most 1 s) after its deadline.
+        self._busy: set[_Connection] = set()
+        self._sweep_every = min(max(timeout / 8, 0.005), 1.0)
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def get(self, path: str, params: list[tuple[str, str]]) -> RawResponse:
         target = self._prefix + path + (f"?{urlencode(params)}" if params else "")
-        async with self._slots:  # the timeout applies per attempt, in _Connection.request
+        async with self._slots:  # the timeout applies per attempt (see _sweep)
             for _ in range(MAX_REDIRECTS + 1):
                 response = await self._send(target)
                 location = response.headers.get("location")
@@ -313,7 +339,7 @@ class FastHttp:
                 conn.close()
                 continue
             try:
-                return self._release(conn, await conn.request(head, self._timeout))
+                return self._release(conn, await self._request(conn, head))
             except _ClosedBeforeAnswer:
                 continue  # a stale keep-alive connection: re-send on another one
             except BaseException:
@@ -321,10 +347,28 @@ class FastHttp:
                 raise
         conn = await self._connect()
         try:
-            return self._release(conn, await conn.request(head, self._timeout))
+            return self._release(conn, await self._request(conn, head))
         except BaseException:
             conn.close()
             raise
+
+    async def _request(self, conn: _Connection, head: bytes) -> RawResponse:
+        loop = asyncio.get_running_loop()
+        self._busy.add(conn)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._sweep_every, self._sweep, loop)
+        try:
+            return await conn.request(head, loop.time() + self._timeout)
+        finally:
+            self._busy.discard(conn)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for conn in list(self._busy):
+            conn.expire(now)
+        # No request out: no timer left behind; the next request starts the sweep again.
+        busy = bool(self._busy)
+        self._sweeper = loop.call_later(self._sweep_every, self._sweep, loop) if busy else None
 
     def _release(self, conn: _Connection, response: RawResponse) -> RawResponse:
         if conn.reusable and not conn.closed and not self._closed:

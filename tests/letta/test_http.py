@@ -12,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -228,6 +229,33 @@ def test_timeout_closes_the_connection() -> None:
             fetch(server.url, "/slow", timeout=0.3)
         (response,) = fetch(server.url, "/fast")
     assert response.body == b"{}"
+
+
+def test_timeout_fires_within_an_eighth_of_it_and_leaves_no_timer() -> None:
+    def script(conn: socket.socket, request: bytes, n: int) -> bool:
+        if b"/slow" in request:
+            threading.Event().wait(2.0)
+            return False
+        conn.sendall(ok(b"{}"))
+        return True
+
+    async def go() -> tuple[float, bool]:
+        http = client(server.url, timeout=0.4)
+        try:
+            await http.get("/fast", [])
+            await asyncio.sleep(0.4 / 8 + 0.05)  # the sweep after the answer finds none out
+            idle = http._sweeper is None
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await http.get("/slow", [])
+            return time.monotonic() - started, idle
+        finally:
+            await http.aclose()
+
+    with serving(script) as server, asyncio.Runner(loop_factory=_LOOP[0]) as runner:
+        waited, idle = runner.run(go())
+    assert 0.4 <= waited < 0.4 + 0.4 / 8 + 0.15
+    assert idle  # no request out: no timer runs while the daemon is idle
 
 
 def test_interim_100_answer_is_skipped() -> None:
