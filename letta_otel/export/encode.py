@@ -83,20 +83,44 @@ def _any_value(value: Any) -> bytes:
     raise TypeError(f"invalid attribute value type {type(value).__name__}")
 
 
-def _key_value(key: str, value: Any) -> bytes:
+def _key_prefix(key: str) -> bytes:
     prefix = _KEY_CACHE.get(key)
     if prefix is None:
         data = key.encode()
         prefix = (b"\x0a" + _varint(len(data)) + data) if data else b""
         if len(_KEY_CACHE) < _KEY_CACHE_MAX:
             _KEY_CACHE[key] = prefix
-    return prefix + _ld(b"\x12", _any_value(value))
+    return prefix
+
+
+def _key_value(key: str, value: Any) -> bytes:
+    return _key_prefix(key) + _ld(b"\x12", _any_value(value))
 
 
 def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     if not attributes:
         return b""
-    return b"".join(_ld(tag, _key_value(k, v)) for k, v in attributes.items())
+    parts = []
+    for key, value in attributes.items():
+        prefix = _KEY_CACHE.get(key) or _key_prefix(key)
+        # Most values are short strings or small ints: their KeyValue is written in one
+        # go, every length a single byte (the general path gives the same bytes).
+        kind = type(value)
+        if kind is str:
+            data = value.encode()
+            n = len(data)
+            if len(prefix) + n < 124:  # KeyValue length (prefix + n + 4) fits one byte
+                parts.append(
+                    tag + bytes((len(prefix) + n + 4,)) + prefix + b"\x12" + bytes((n + 2,))
+                )
+                parts.append(b"\x0a" + bytes((n,)) + data)
+                continue
+        elif kind is int and 0 <= value < 0x80 and len(prefix) < 123:
+            parts.append(tag + bytes((len(prefix) + 4,)) + prefix + b"\x12\x02\x18")
+            parts.append(bytes((value,)))
+            continue
+        parts.append(_ld(tag, prefix + _ld(b"\x12", _any_value(value))))
+    return b"".join(parts)
 
 
 def _string(tag: bytes, text: str | None) -> bytes:
