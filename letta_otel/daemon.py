@@ -179,14 +179,17 @@ def bridge_over(  # noqa: PLR0917
         log.info("handling only the agents of shard %s", settings.shard)
     # Content capture needs no more /messages than the spans do: messages only add tool
     # arguments and results, and needs_messages() fetches them whenever a tool ran.
-    enricher = Enricher(client, max_in_flight=settings.max_concurrency)
+    context = build_context(settings)
+    enricher = Enricher(
+        client, max_in_flight=settings.max_concurrency, lean_traces=not context.policy.capture
+    )
     filters = build_filters(settings)
     return Bridge(
         discovery=discovery,
         enricher=enricher,
         sink=sink,
         state=state,
-        context=build_context(settings),
+        context=context,
         options=BridgeOptions(
             pending_timeout=settings.pending_timeout,
             enrich_grace=settings.enrich_grace,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
+import msgspec
 import orjson
 from pydantic import BaseModel, ValidationError
 
@@ -27,6 +28,11 @@ from letta_otel.letta.ratelimit import RateLimiter
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
+
+# A provider trace's request holds the whole prompt, messages and tool schemas: about
+# 10 KB of a 13 KB trace. Only content capture reads them; without it a request value
+# longer than this is left undecoded (the sampling parameters are a few bytes each).
+LEAN_REQUEST_VALUE_BYTES = 1024
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 BROKEN_STEPS_ROUTE_MARKER = "Argument order does not match type"
@@ -143,9 +149,12 @@ class LettaClient:
     async def get_step(self, step_id: str) -> Step | None:
         return await self._get_model(f"/v1/steps/{step_id}", Step)
 
-    async def get_trace(self, step_id: str) -> ProviderTrace | None:
-        # 200 with ``null`` until the background writer stores it (or never).
-        return await self._get_model(f"/v1/steps/{step_id}/trace", ProviderTrace)
+    async def get_trace(self, step_id: str, *, lean: bool = False) -> ProviderTrace | None:
+        """The step's provider trace; 200 with ``null`` until the background writer
+        stores it (or never). ``lean``: without the request's long values (the prompt),
+        for when content is not captured (see :func:`lean_trace_json`)."""
+        decode = lean_trace_json if lean else orjson.loads
+        return await self._get_model(f"/v1/steps/{step_id}/trace", ProviderTrace, decode)
 
     async def get_metrics(self, step_id: str) -> StepMetrics | None:
         return await self._get_model(f"/v1/steps/{step_id}/metrics", StepMetrics)
@@ -185,9 +194,11 @@ class LettaClient:
 
     # --- plumbing -----------------------------------------------------------------
 
-    async def _get_model(self, path: str, model: type[M]) -> M | None:
+    async def _get_model(
+        self, path: str, model: type[M], decode: Callable[[bytes], Any] = orjson.loads
+    ) -> M | None:
         try:
-            body = await self._get_json(path, {})
+            body = await self._get_json(path, {}, decode)
         except LettaNotFound:
             return None
         if body is None:
@@ -222,7 +233,12 @@ class LettaClient:
                 )
         return items, ids
 
-    async def _get_json(self, path: str, params: Mapping[str, Any]) -> Any:
+    async def _get_json(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        decode: Callable[[bytes], Any] = orjson.loads,
+    ) -> Any:
         last_error = "no attempt made"
         query = _flatten(params)
         for attempt in range(self._retry.attempts):
@@ -241,7 +257,7 @@ class LettaClient:
                 status = response.status
                 if status < 300:
                     try:
-                        return orjson.loads(response.body)
+                        return decode(response.body)
                     except orjson.JSONDecodeError:
                         last_error = f"HTTP {status} with a body that is not valid JSON"
                         self._report("invalid_json", status)
@@ -263,6 +279,40 @@ class LettaClient:
     def _report(self, kind: str, status: int | None) -> None:
         if self.on_error is not None:
             self.on_error(kind, status)
+
+
+_OBJECT_OF_RAW = msgspec.json.Decoder(dict[str, msgspec.Raw] | None)
+
+
+def lean_trace_json(body: bytes) -> Any:
+    """A provider trace document without the request values longer than
+    ``LEAN_REQUEST_VALUE_BYTES``, which are skipped over instead of being turned into
+    Python objects (most of a trace's parsing cost).
+
+    msgspec only finds where each value lies; the values kept are put back together
+    and parsed by orjson, as in the full parse, so each comes out exactly the same.
+    Anything msgspec will not split (not an object, say) goes to the full parse,
+    which decides as it would have.
+    """
+    try:
+        top = _OBJECT_OF_RAW.decode(body)
+        if top is None:
+            return None
+        raw_request = top.get("request_json")
+        if raw_request is not None:
+            request = _OBJECT_OF_RAW.decode(raw_request)
+            if request is not None:
+                top["request_json"] = _object(
+                    (k, v) for k, v in request.items() if len(v) <= LEAN_REQUEST_VALUE_BYTES
+                )
+    except msgspec.DecodeError:  # its ValidationError (another shape) included
+        return orjson.loads(body)
+    return orjson.loads(_object(top.items()))
+
+
+def _object(items: Iterable[tuple[str, msgspec.Raw | bytes]]) -> bytes:
+    """A JSON object of already-encoded values."""
+    return b"{" + b",".join(orjson.dumps(k) + b":" + bytes(v) for k, v in items) + b"}"
 
 
 def _flatten(params: Mapping[str, Any]) -> list[tuple[str, str]]:

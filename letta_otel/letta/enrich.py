@@ -60,9 +60,17 @@ def _consume(task: asyncio.Future[Any]) -> None:
 
 class Enricher:
     def __init__(
-        self, client: LettaClient, *, max_in_flight: int = 8, agent_ttl: float = 600.0
+        self,
+        client: LettaClient,
+        *,
+        max_in_flight: int = 8,
+        agent_ttl: float = 600.0,
+        lean_traces: bool = False,
     ) -> None:
+        """``lean_traces``: fetch provider traces without the prompt (content capture
+        off: nothing reads it; see ``LettaClient.get_trace``)."""
         self._client = client
+        self._lean_traces = lean_traces
         self.max_in_flight = max_in_flight
         self._limit = asyncio.Semaphore(max_in_flight)
         self._agent_ttl = agent_ttl
@@ -148,7 +156,9 @@ class Enricher:
         """The trace and metrics; messages come with :meth:`with_messages` when needed."""
         # Both at once: the trace in a task, the metrics in this one (a gather of two
         # would cost two tasks and a future per step, more than a request's parsing).
-        trace_task = asyncio.ensure_future(self._limited(self._client.get_trace(step.id)))
+        trace_task = asyncio.ensure_future(
+            self._limited(self._client.get_trace(step.id, lean=self._lean_traces))
+        )
         try:
             metrics = await self._limited(self._client.get_metrics(step.id))
         except BaseException:

@@ -1,0 +1,93 @@
+"""Lean provider traces: the prompt is skipped when no content is captured, and no span
+may change for it (on every real sample trace and on odd documents)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import orjson
+import pytest
+
+from letta_otel.letta.client import LEAN_REQUEST_VALUE_BYTES, lean_trace_json
+from letta_otel.letta.models import ProviderTrace
+from letta_otel.mapping import ids
+from letta_otel.mapping.spans import map_step
+from tests.mapping.test_spans import CTX, span_dict
+from tests.samples import SAMPLES, SCENARIOS, load_scenario
+
+TRACE_FILES = sorted((SAMPLES / "scenarios").glob("*/step*_trace.json"))
+
+
+def _bodies() -> list[tuple[Path, bytes]]:
+    # As served: the sample files are pretty-printed; the server's answers are compact.
+    return [(path, orjson.dumps(orjson.loads(path.read_bytes()))) for path in TRACE_FILES]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"), _bodies(), ids=lambda v: v.parent.name if isinstance(v, Path) else ""
+)
+def test_lean_is_the_full_document_minus_the_long_request_values(path: Path, body: bytes) -> None:
+    full, lean = orjson.loads(body), lean_trace_json(body)
+    if full is None:
+        assert lean is None
+        return
+    assert {k: v for k, v in lean.items() if k != "request_json"} == {
+        k: v for k, v in full.items() if k != "request_json"
+    }
+    request = full.get("request_json")
+    if not isinstance(request, dict):
+        assert lean.get("request_json") == request
+        return
+    kept = {k: v for k, v in request.items() if len(orjson.dumps(v)) <= LEAN_REQUEST_VALUE_BYTES}
+    assert lean["request_json"] == kept
+    assert "messages" in request and "messages" not in lean["request_json"]  # the prompt
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_no_span_changes_when_the_trace_is_lean(name: str) -> None:
+    for record in load_scenario(name).steps:
+        if record.trace is None:
+            continue
+        lean_trace = ProviderTrace.model_validate(
+            lean_trace_json(orjson.dumps(record.trace.model_dump(mode="json")))
+        )
+        lean = dataclasses.replace(record, trace=lean_trace, memo={})
+        trace_id = ids.trace_id_from_letta_id(record.step.run_id or record.step.id)
+        assert [span_dict(s) for s in map_step(lean, CTX, trace_id)] == [
+            span_dict(s) for s in map_step(record, CTX, trace_id)
+        ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"null",
+        b"[1, 2]",  # not an object: the full parse hands it on, validation rejects it
+        b'{"request_json": null, "id": "x"}',
+        b'{"request_json": "text", "id": "x"}',
+        b'{"id": "x", "latency_ms": 1e400}',  # out of float range for one parser
+        b'{"id": "x", "request_json": {"seed": 123456789012345678901234567890}}',
+        b'{"id": "x", "request_json": {"model": "m", "messages": ["' + b"a" * 5000 + b'"]}}',
+    ],
+)
+def test_odd_documents_decode_as_the_full_parse_would(body: bytes) -> None:
+    try:
+        full = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        with pytest.raises(orjson.JSONDecodeError):
+            lean_trace_json(body)
+        return
+    lean = lean_trace_json(body)
+    if isinstance(full, dict) and isinstance(full.get("request_json"), dict):
+        full["request_json"] = {
+            k: v
+            for k, v in full["request_json"].items()
+            if len(orjson.dumps(v)) <= LEAN_REQUEST_VALUE_BYTES
+        }
+    assert lean == full
+
+
+def test_malformed_json_is_reported_as_the_full_parse_reports_it() -> None:
+    with pytest.raises(orjson.JSONDecodeError):
+        lean_trace_json(b'{"id": "x", "request_json": {"model": ')
