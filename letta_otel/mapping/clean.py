@@ -46,9 +46,16 @@ def clean_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     """Top-level attribute values: a None or unencodable value leaves the attribute out."""
     cleaned: dict[str, Any] = {}
     for key, value in (attrs or {}).items():
+        if type(key) is not str or not key.isascii():
+            key = clean_text(str(key))
+        # Nearly every value is an ASCII str or a bool: no copy, no further checks.
+        kind = type(value)
+        if (kind is str and value.isascii()) or kind is bool:
+            cleaned[key] = value
+            continue
         clean = clean_value(value)
         if clean is not None:
-            cleaned[clean_text(str(key))] = clean
+            cleaned[key] = clean
     return cleaned
 
 
