@@ -32,9 +32,13 @@ class HasSpans(Protocol):
 U = TypeVar("U", bound=HasSpans)
 
 
+def _str_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())  # isascii() is O(1)
+
+
 def _value_size(value: object) -> int:
     if isinstance(value, str):
-        return len(value.encode())
+        return _str_size(value)
     if isinstance(value, tuple | list):
         return sum(_value_size(v) + 4 for v in value)
     if isinstance(value, Mapping):  # structured event values (captured content)
@@ -44,9 +48,10 @@ def _value_size(value: object) -> int:
 
 def estimate_span_bytes(span: ReadableSpan) -> int:
     """An upper-bound estimate of the span's OTLP protobuf size, without encoding it."""
-    size = _SPAN_OVERHEAD + len(span.name.encode())
+    size = _SPAN_OVERHEAD + _str_size(span.name)
     for key, value in (span.attributes or {}).items():
-        size += _ATTR_OVERHEAD + len(key) + _value_size(value)
+        size += _ATTR_OVERHEAD + len(key)
+        size += _str_size(value) if type(value) is str else _value_size(value)
     for event in span.events:
         size += _SPAN_OVERHEAD // 2 + len(event.name)
         for key, value in (event.attributes or {}).items():
