@@ -45,9 +45,8 @@ def clean_value(value: Any) -> Any:
 def clean_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     """Top-level attribute values: a None or unencodable value leaves the attribute out."""
     cleaned: dict[str, Any] = {}
-    for key, value in (attrs or {}).items():
-        if type(key) is not str or not key.isascii():
-            key = clean_text(str(key))
+    for raw_key, value in (attrs or {}).items():
+        key = raw_key if type(raw_key) is str and raw_key.isascii() else clean_text(str(raw_key))
         # Nearly every value is an ASCII str or a bool: no copy, no further checks.
         kind = type(value)
         if (kind is str and value.isascii()) or kind is bool:
