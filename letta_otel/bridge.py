@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from letta_otel._aio import Channel, Slots
 from letta_otel.export.budget import BatchPacker, estimate_unit_bytes, trim_spans
 from letta_otel.export.sink import SpanSink
 from letta_otel.export.trace_budget import TraceBudget, bytes_by_trace
@@ -181,7 +182,7 @@ class Bridge:
             plan = await self._select(self._selection, open_steps, known, now_ns, report)
             todo, rates = [o for o in open_steps if o.step_id in plan.proceed], plan.proceed
         exporter = _Exporter(self, report, should_stop, pins, now_ns)
-        units: asyncio.Queue[Unit | None] = asyncio.Queue(maxsize=QUEUE_UNITS)
+        units = Channel[Unit | None](QUEUE_UNITS)
         consumer = asyncio.create_task(exporter.consume(units))
         # Behind a backlog the listing stopped mid-stream: a run may have steps beyond
         # this slice. Its root waits unless it ended before the slice's last step began.
@@ -203,12 +204,13 @@ class Bridge:
         self,
         work: _Work,
         report: CycleReport,
-        units: asyncio.Queue[Unit | None],
+        units: Channel[Unit | None],
         exporter: _Exporter,
     ) -> None:
         """Enrich and map open steps, a bounded number at a time, handing units over as
         they are ready; then the runs none of whose steps is still open."""
-        slots = asyncio.Semaphore(self._steps_in_flight)
+        slots = Slots(self._steps_in_flight)
+        loop = asyncio.get_running_loop()
         settled: set[str] = set(work.plan.settled_ids)
         kept_now: set[str] = set()  # runs with a step exported this cycle (for selection)
         tasks: set[asyncio.Task[None]] = set()
@@ -237,7 +239,7 @@ class Bridge:
                 if exporter.stopped or exporter.should_stop():
                     slots.release()
                     break
-                task = asyncio.create_task(one(entry))
+                task = loop.create_task(one(entry))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             await asyncio.gather(*tasks)
@@ -531,7 +533,7 @@ class _Exporter:
         self._timer: asyncio.TimerHandle | None = None
         self.stopped = False
 
-    async def consume(self, units: asyncio.Queue[Unit | None]) -> None:
+    async def consume(self, units: Channel[Unit | None]) -> None:
         # A timer wakes the consumer once per FLUSH_AFTER with _TICK, rather than a
         # timeout around every get(), which cost more CPU than the batching it guards.
         loop = asyncio.get_running_loop()
@@ -553,7 +555,7 @@ class _Exporter:
             if self._timer is not None:
                 self._timer.cancel()
 
-    def _tick(self, units: asyncio.Queue[Unit | None], loop: asyncio.AbstractEventLoop) -> None:
+    def _tick(self, units: Channel[Unit | None], loop: asyncio.AbstractEventLoop) -> None:
         if not units.full():
             units.put_nowait(_TICK)
         self._timer = loop.call_later(FLUSH_AFTER, self._tick, units, loop)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from letta_otel._aio import Slots
 from letta_otel.letta.client import InvalidRecord, LettaClient
 from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
 from letta_otel.letta.prefetch import RunPrefetcher
@@ -72,7 +73,8 @@ class Enricher:
         self._client = client
         self._lean_traces = lean_traces
         self.max_in_flight = max_in_flight
-        self._limit = asyncio.Semaphore(max_in_flight)
+        self._limit = Slots(max_in_flight)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the cycle's (new_cycle)
         self._agent_ttl = agent_ttl
         self._agents: dict[str, tuple[float, asyncio.Future[Agent | None]]] = {}
         self._runs: dict[str, asyncio.Future[Run | None]] = {}
@@ -143,6 +145,7 @@ class Enricher:
         if self._prefetch is not None:
             self._prefetch.cancel()
             self._prefetch = None
+        self._loop = asyncio.get_running_loop()
         self._runs = {}
         self._seed(known_runs or {})
 
@@ -156,7 +159,8 @@ class Enricher:
         """The trace and metrics; messages come with :meth:`with_messages` when needed."""
         # Both at once: the trace in a task, the metrics in this one (a gather of two
         # would cost two tasks and a future per step, more than a request's parsing).
-        trace_task = asyncio.ensure_future(
+        loop = self._loop or asyncio.get_running_loop()  # looked up once per cycle: see _aio
+        trace_task = loop.create_task(
             self._limited(self._client.get_trace(step.id, lean=self._lean_traces))
         )
         try:

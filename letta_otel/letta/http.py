@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
+from letta_otel._aio import Slots
+
 MAX_REDIRECTS = 5
 MAX_HEADER_BYTES = 64 * 1024
 
@@ -198,7 +200,8 @@ def _head(block: bytes) -> tuple[int, dict[str, str]]:
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop  # kept: looking it up costs a system call (see letta_otel._aio)
         self.transport: asyncio.Transport | None = None
         self._parser = _Parser()
         self._waiter: asyncio.Future[RawResponse] | None = None
@@ -246,7 +249,7 @@ class _Connection(asyncio.Protocol):
         (the pool checks deadlines, see ``FastHttp._sweep``)."""
         assert self.transport is not None
         self._parser = _Parser()
-        waiter: asyncio.Future[RawResponse] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[RawResponse] = self.loop.create_future()
         self._waiter = waiter
         self.deadline = deadline
         self.transport.write(head)
@@ -299,7 +302,7 @@ class FastHttp:
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._ssl = (ssl_context or default_ssl_context()) if parts.scheme == "https" else None
-        self._slots = asyncio.Semaphore(max_connections)
+        self._slots = Slots(max_connections)
         self._idle: list[_Connection] = []
         self._closed = False
         # Request deadlines are checked by one sweep every _sweep_every seconds while
@@ -353,7 +356,7 @@ class FastHttp:
             raise
 
     async def _request(self, conn: _Connection, head: bytes) -> RawResponse:
-        loop = asyncio.get_running_loop()
+        loop = conn.loop
         self._busy.add(conn)
         if self._sweeper is None:
             self._sweeper = loop.call_later(self._sweep_every, self._sweep, loop)
@@ -382,7 +385,7 @@ class FastHttp:
         try:
             async with asyncio.timeout(self._connect_timeout):
                 transport, conn = await loop.create_connection(
-                    _Connection,
+                    lambda: _Connection(loop),
                     self._host,
                     self._port,
                     ssl=self._ssl,
