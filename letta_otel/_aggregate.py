@@ -85,15 +85,18 @@ class Instrument:
 class _Pending:
     """What one attribute set of one instrument received since the last collection."""
 
-    __slots__ = ("attributes", "buckets", "first_ns", "max", "min", "sum")
+    __slots__ = ("attributes", "bounds", "buckets", "first_ns", "max", "min", "sum")
 
-    def __init__(self, attributes: Mapping[str, AttributeValue], buckets: int | None) -> None:
+    def __init__(
+        self, attributes: Mapping[str, AttributeValue], bounds: tuple[float, ...] | None
+    ) -> None:
         self.attributes = attributes
+        self.bounds = bounds  # None for a counter
         self.first_ns = time_ns()
         self.sum: float = 0
         self.min: float = _INF
         self.max: float = -_INF
-        self.buckets: list[int] | None = None if buckets is None else [0] * buckets
+        self.buckets: list[int] | None = None if bounds is None else [0] * (len(bounds) + 1)
 
 
 class _Point:
@@ -170,24 +173,23 @@ class Aggregator:
 
     def record(self, measurements: Iterable[Measurement]) -> None:
         """Add each measurement to its series; invalid values are dropped as the SDK does."""
-        bounds_of = self._bounds
         with self._lock:
             pending = self._pending
-            for m in measurements:
-                name, value = m.instrument, m.value
-                bounds = bounds_of[name]
+            for name, value, attributes in measurements:
                 if not 0 <= value < _INF:  # negative, infinite or NaN
-                    _reject(name, value, bounds)
+                    _reject(name, value, self._bounds[name])
                     continue
-                key = (name, tuple(m.attributes.items()))
+                key = (name, tuple(attributes.items()))
                 try:
                     p = pending.get(key)
                 except TypeError:  # a list value: the same attribute as a tuple, once cleaned
-                    key = (name, _hashable(m.attributes))
+                    key = (name, _hashable(attributes))
                     p = pending.get(key)
                 if p is None:
-                    p = pending[key] = self._new_series(m.attributes, bounds)
+                    cleaned = _clean_attribute_value(attributes, None)  # as the SDK does
+                    p = pending[key] = _Pending(dict(cleaned), self._bounds[name])
                 p.sum += value
+                bounds = p.bounds
                 if bounds is not None:
                     # Comparisons, not min()/max(): a call costs more than the rest here.
                     if value < p.min:  # noqa: PLR1730
@@ -195,13 +197,6 @@ class Aggregator:
                     if value > p.max:  # noqa: PLR1730
                         p.max = value
                     p.buckets[bisect_left(bounds, value)] += 1  # type: ignore[index]
-
-    @staticmethod
-    def _new_series(
-        attributes: Mapping[str, AttributeValue], bounds: tuple[float, ...] | None
-    ) -> _Pending:
-        cleaned = _clean_attribute_value(attributes, None)  # as the SDK's Measurement
-        return _Pending(dict(cleaned), None if bounds is None else len(bounds) + 1)
 
     # --- collection (reader threads) ------------------------------------------------
 
