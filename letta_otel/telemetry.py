@@ -254,15 +254,21 @@ class Telemetry:
             h.newest_end_ns = max(h.newest_end_ns, newest_end_ns)
             h.lag = max(0.0, now - h.newest_end_ns / 1e9)
 
+    # The two per-step hooks guard inline: no closures or messages built per call.
+
     def step_accounted(self, record: StepRecord) -> None:
-        self._guard(f"step {record.step.id}", lambda: self._record(mm.step_measurements(record)))
-        self._guard("feedback", lambda: self._observe_feedback([record.step]))
+        try:
+            self._record(mm.step_measurements(record))
+        except Exception:  # metrics must never stop the export of spans
+            log.warning("recording metrics for step %s failed", record.step.id, exc_info=True)
+        if self.feedback is not None:
+            self._guard("feedback", lambda: self._observe_feedback([record.step]))
 
     def run_accounted(self, record: RunRecord) -> None:
-        self._guard(
-            f"run {record.run.id}",
-            lambda: self._record(mm.run_measurements(record, self._letta_server)),
-        )
+        try:
+            self._record(mm.run_measurements(record, self._letta_server))
+        except Exception:
+            log.warning("recording metrics for run %s failed", record.run.id, exc_info=True)
 
     def cycle_finished(self, report: CycleReport) -> None:
         """End of a cycle: no failed batch means the export path is good (idle included)."""
