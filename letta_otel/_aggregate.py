@@ -21,12 +21,28 @@ It hooks the reader's collect callback (``MetricReader._collect``, which the
 ``MeterProvider`` sets): the SDK has no metric-producer API in Python. Only readers
 whose aggregation for counters and histograms is the default one are supported; see
 :func:`supports`.
+
+Where it can differ from the SDK, knowingly:
+
+* the hot-path key is the attribute items as given, so values Python finds equal but
+  of other types for the same key (``1``, ``1.0``, ``True``) share a series within one
+  collection interval, where the SDK keeps them apart; the mapping never does that;
+* with two readers, float sums are added up in other groups (a fold happens at any
+  reader's collection), so a sum may differ from the SDK's in its last bits;
+* no exemplars: the SDK's default trace-based filter records none either, as the
+  bridge records metrics outside any span (``always_on`` keeps the SDK at work);
+* a series' start time is one clock reading for all readers (the SDK reads the clock
+  once per reader, microseconds apart);
+* the rules are SDK 1.45's. Under 1.44 (which pyproject still allows) a delta series
+  new since the last collection starts at its first measurement rather than at that
+  collection, and there is no cardinality limit (none here either then).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -34,7 +50,6 @@ from dataclasses import dataclass
 from time import time_ns
 from typing import Any, Final, cast
 
-from opentelemetry.attributes import _clean_attribute_value
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Histogram,
@@ -59,6 +74,15 @@ from opentelemetry.util.types import AttributeValue
 from letta_otel.mapping.metrics import Measurement
 
 log = logging.getLogger(__name__)
+
+try:  # how the SDK (1.45) cleans a measurement's attributes; 1.44 took them as given
+    from opentelemetry.attributes import _clean_attribute_value
+
+    _CLEAN: Callable[[Mapping[str, AttributeValue], None], Mapping[str, Any]] | None = (
+        _clean_attribute_value
+    )
+except ImportError:  # pragma: no cover - other SDK versions
+    _CLEAN = None
 
 _INF: Final = math.inf
 # The SDK's defaults (opentelemetry.sdk.metrics._internal._view_instrument_match).
@@ -186,7 +210,7 @@ class Aggregator:
                     key = (name, _hashable(attributes))
                     p = pending.get(key)
                 if p is None:
-                    cleaned = _clean_attribute_value(attributes, None)  # as the SDK does
+                    cleaned = attributes if _CLEAN is None else _CLEAN(attributes, None)
                     p = pending[key] = _Pending(dict(cleaned), self._bounds[name])
                 p.sum += value
                 bounds = p.bounds
@@ -209,13 +233,16 @@ class Aggregator:
         temporality = cast(
             Mapping[type, AggregationTemporality], reader._instrument_class_temporality
         )
-        limits: Mapping[type, int] = getattr(reader, "_instrument_class_cardinality_limit", {})
+        # No limits on the reader: an SDK before cardinality limits (1.44), none then.
+        limits: Mapping[type, int] | None = getattr(
+            reader, "_instrument_class_cardinality_limit", None
+        )
         streams = {}
         for inst in self._instruments.values():
             kind = histogram if inst.is_histogram else counter
             streams[inst.name] = _Stream(
                 temporality[kind] is AggregationTemporality.DELTA,
-                limits.get(kind, DEFAULT_CARDINALITY_LIMIT),
+                sys.maxsize if limits is None else limits.get(kind, DEFAULT_CARDINALITY_LIMIT),
             )
         consumer = _Consumer(streams)
         with self._collect_lock:
@@ -314,8 +341,11 @@ def supports(reader: MetricReader, counter: type, histogram: type) -> bool:
     with min and max). Another preference (base-2 exponential histograms from
     ``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION``, say) keeps the SDK.
     """
+    # Private SDK attributes: should a later SDK drop one, the SDK keeps the work.
     aggregation: Mapping[type, object] = getattr(reader, "_instrument_class_aggregation", {})
     temporality: Mapping[type, object] = getattr(reader, "_instrument_class_temporality", {})
+    if not callable(getattr(reader, "_collect", None)):
+        return False
     if counter not in temporality or histogram not in temporality:
         return False
     if type(aggregation.get(counter)) not in (DefaultAggregation, SumAggregation):

@@ -10,6 +10,10 @@ One SDK ``MeterProvider`` (the same resource as the spans) feeds up to two reade
   upstream reader gives the standard OTel→Prometheus naming (``_total``, unit
   suffixes, ``target_info``) instead of a hand-made dialect.
 
+The instruments a step or run feeds (``letta.steps``, token usage, durations...) are
+summed by :mod:`letta_otel._aggregate` and merged into each reader's collection, at a
+fraction of the SDK's cost per measurement; the rare ones stay SDK instruments.
+
 :class:`Telemetry` is the bridge's observer (:mod:`letta_otel.observer`). Nothing
 it does may break a cycle: every hook swallows and logs its own errors.
 
