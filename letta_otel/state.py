@@ -467,6 +467,7 @@ class StateStore:
                 "DELETE FROM feedback WHERE seen_ns < ?", (older_than_ns,)
             ).rowcount
         return int(removed)
+
     def trace_bytes(self, trace_ids: Iterable[str]) -> dict[str, int]:
         """Bytes already confirmed for each of these traces (absent: none yet)."""
         found: dict[str, int] = {}

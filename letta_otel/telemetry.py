@@ -10,6 +10,10 @@ One SDK ``MeterProvider`` (the same resource as the spans) feeds up to two reade
   upstream reader gives the standard OTel→Prometheus naming (``_total``, unit
   suffixes, ``target_info``) instead of a hand-made dialect.
 
+The instruments a step or run feeds (``letta.steps``, token usage, durations...) are
+summed by :mod:`letta_otel._aggregate` and merged into each reader's collection, at a
+fraction of the SDK's cost per measurement; the rare ones stay SDK instruments.
+
 :class:`Telemetry` is the bridge's observer (:mod:`letta_otel.observer`). Nothing
 it does may break a cycle: every hook swallows and logs its own errors.
 
@@ -24,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,8 +39,9 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
     OTLPMetricExporter as HttpMetricExporter,
 )
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
+from opentelemetry.sdk.metrics import AlwaysOnExemplarFilter, MeterProvider
+from opentelemetry.sdk.metrics import Meter as SdkMeter
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
     MetricExportResult,
@@ -45,9 +50,11 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 
 from letta_otel import __version__
+from letta_otel._aggregate import Aggregator, Instrument, supports
 from letta_otel._config_parsing import redact_url
 from letta_otel.bridge import CycleReport
 from letta_otel.export.sink import (
@@ -106,6 +113,24 @@ class _HealthState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+# The instruments mapping/metrics.py measures (several per step), as exported.
+STEP_INSTRUMENTS: tuple[Instrument, ...] = (
+    Instrument(mm.STEPS, "{step}", "Letta agent steps, counted once each when settled."),
+    Instrument(mm.RUNS, "{run}", "Letta runs, counted once each when settled."),
+    Instrument(mm.FEEDBACK, "{feedback}", "Feedback given to Letta steps (positive/negative)."),
+    Instrument(
+        mm.TOKEN_USAGE, "{token}", "Number of input and output tokens used.", mm.TOKEN_BUCKETS
+    ),
+    Instrument(mm.OPERATION_DURATION, "s", "GenAI operation duration.", mm.DURATION_BUCKETS),
+    Instrument(
+        mm.STEP_DURATION,
+        "s",
+        "Letta step duration as Letta measured it (step_ns).",
+        mm.STEP_DURATION_BUCKETS,
+    ),
+)
+
+
 class Telemetry:
     """Instruments + readiness; also a :class:`~letta_otel.observer.BridgeObserver`."""
 
@@ -132,37 +157,37 @@ class Telemetry:
         self._provider = MeterProvider(resource=resource, metric_readers=list(readers))
         meter = self._provider.get_meter(METER_NAME, __version__, schema_url=sc.SCHEMA_URL)
 
-        self._counters: dict[str, Counter] = {
-            mm.STEPS: meter.create_counter(
-                mm.STEPS, "{step}", "Letta agent steps, counted once each when settled."
-            ),
-            mm.RUNS: meter.create_counter(
-                mm.RUNS, "{run}", "Letta runs, counted once each when settled."
-            ),
-            mm.FEEDBACK: meter.create_counter(
-                mm.FEEDBACK, "{feedback}", "Feedback given to Letta steps (positive/negative)."
-            ),
-        }
-        self._histograms: dict[str, Histogram] = {
-            mm.TOKEN_USAGE: meter.create_histogram(
-                mm.TOKEN_USAGE,
-                "{token}",
-                "Number of input and output tokens used.",
-                explicit_bucket_boundaries_advisory=mm.TOKEN_BUCKETS,
-            ),
-            mm.OPERATION_DURATION: meter.create_histogram(
-                mm.OPERATION_DURATION,
-                "s",
-                "GenAI operation duration.",
-                explicit_bucket_boundaries_advisory=mm.DURATION_BUCKETS,
-            ),
-            mm.STEP_DURATION: meter.create_histogram(
-                mm.STEP_DURATION,
-                "s",
-                "Letta step duration as Letta measured it (step_ns).",
-                explicit_bucket_boundaries_advisory=mm.STEP_DURATION_BUCKETS,
-            ),
-        }
+        # The per-step instruments: counted by our own aggregator into every reader when
+        # the readers allow it (see letta_otel._aggregate), else by these SDK instruments.
+        self._counters: dict[str, Counter] = {}
+        self._histograms: dict[str, Histogram] = {}
+        for inst in STEP_INSTRUMENTS:
+            if inst.bounds is None:
+                self._counters[inst.name] = meter.create_counter(
+                    inst.name, inst.unit, inst.description
+                )
+            else:
+                self._histograms[inst.name] = meter.create_histogram(
+                    inst.name,
+                    inst.unit,
+                    inst.description,
+                    explicit_bucket_boundaries_advisory=inst.bounds,
+                )
+        self._aggregator = _aggregator(
+            provider=self._provider,
+            meter=meter,
+            readers=readers,
+            resource=resource,
+            counters=self._counters,
+            histograms=self._histograms,
+        )
+        self._record: Callable[[Iterable[mm.Measurement]], None] = (
+            _ignore  # no reader: nothing would be exported
+            if not readers
+            else self._record_sdk
+            if self._aggregator is None
+            else self._aggregator.record
+        )
         self._export_attempts = meter.create_counter(
             EXPORT_ATTEMPTS, "{request}", "OTLP export attempts by signal."
         )
@@ -233,15 +258,21 @@ class Telemetry:
             h.newest_end_ns = max(h.newest_end_ns, newest_end_ns)
             h.lag = max(0.0, now - h.newest_end_ns / 1e9)
 
+    # The two per-step hooks guard inline: no closures or messages built per call.
+
     def step_accounted(self, record: StepRecord) -> None:
-        self._guard(f"step {record.step.id}", lambda: self._record(mm.step_measurements(record)))
-        self._guard("feedback", lambda: self._observe_feedback([record.step]))
+        try:
+            self._record(mm.step_measurements(record))
+        except Exception:  # metrics must never stop the export of spans
+            log.warning("recording metrics for step %s failed", record.step.id, exc_info=True)
+        if self.feedback is not None:
+            self._guard("feedback", lambda: self._observe_feedback([record.step]))
 
     def run_accounted(self, record: RunRecord) -> None:
-        self._guard(
-            f"run {record.run.id}",
-            lambda: self._record(mm.run_measurements(record, self._letta_server)),
-        )
+        try:
+            self._record(mm.run_measurements(record, self._letta_server))
+        except Exception:
+            log.warning("recording metrics for run %s failed", record.run.id, exc_info=True)
 
     def cycle_finished(self, report: CycleReport) -> None:
         """End of a cycle: no failed batch means the export path is good (idle included)."""
@@ -276,7 +307,7 @@ class Telemetry:
         if self.feedback is not None:
             self.feedback.observe(steps)
 
-    def _record(self, measurements: Iterable[mm.Measurement]) -> None:
+    def _record_sdk(self, measurements: Iterable[mm.Measurement]) -> None:
         for m in measurements:
             if m.instrument in self._counters:
                 self._counters[m.instrument].add(m.value, m.attributes)
@@ -320,6 +351,42 @@ class Telemetry:
             self._provider.shutdown(timeout_millis=timeout_millis)
         except Exception:
             log.warning("stopping the metrics pipeline failed", exc_info=True)
+
+
+def _aggregator(
+    *,
+    provider: MeterProvider,
+    meter: Meter,
+    readers: Sequence[MetricReader],
+    resource: Resource,
+    counters: Mapping[str, Counter],
+    histograms: Mapping[str, Histogram],
+) -> Aggregator | None:
+    """An aggregator attached to every reader, or None when the SDK must do the work.
+
+    None when the SDK is disabled (a no-op meter), when exemplars are always sampled
+    (the aggregator keeps none; the default trace-based filter samples only inside a
+    recording span, and the bridge records metrics outside any), or when a reader
+    asks for another aggregation than the default sum / explicit-bucket histogram.
+    """
+    if not isinstance(meter, SdkMeter):
+        return None
+    config = getattr(provider, "_sdk_config", None)
+    if isinstance(getattr(config, "exemplar_filter", None), AlwaysOnExemplarFilter):
+        return None
+    counter = type(next(iter(counters.values())))
+    histogram = type(next(iter(histograms.values())))
+    if not all(supports(r, counter, histogram) for r in readers):
+        return None
+    scope = InstrumentationScope(METER_NAME, __version__, sc.SCHEMA_URL)
+    aggregator = Aggregator(STEP_INSTRUMENTS, scope, resource)
+    for reader in readers:
+        aggregator.attach(reader, counter, histogram)
+    return aggregator
+
+
+def _ignore(_: Iterable[mm.Measurement]) -> None:
+    pass
 
 
 def _observe(read: Callable[[], float | None]) -> Callable[[CallbackOptions], list[Observation]]:

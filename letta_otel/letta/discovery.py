@@ -213,9 +213,7 @@ class RunsDiscovery:
         elif stored is None:
             found.meta[META_RUNS_WATERMARK] = floor.isoformat()
 
-        recent = (
-            state.runs_exported_since(_ns(now - LATE_STEP_HORIZON)) if reread else set[str]()
-        )
+        recent = state.runs_exported_since(_ns(now - LATE_STEP_HORIZON)) if reread else set[str]()
         to_read = [
             r
             for r in listed.values()

@@ -95,9 +95,7 @@ class _Parser:
 
     @property
     def _chunked(self) -> bool:
-        return self._head is not None and "chunked" in self._head[1].get(
-            "transfer-encoding", ""
-        )
+        return self._head is not None and "chunked" in self._head[1].get("transfer-encoding", "")
 
     def feed(self, data: bytes) -> RawResponse | None:
         if self._head is None and not self._buf:

@@ -156,9 +156,7 @@ def listing_path(letta: FakeLettaServer) -> str:
 def listings(letta: FakeLettaServer) -> int:
     """Discovery listings so far (the feedback counter's ``has_feedback`` listing excluded)."""
     path = re.compile(listing_path(letta))
-    return sum(
-        1 for r in letta.requests if path.search(r.path) and "has_feedback" not in r.query
-    )
+    return sum(1 for r in letta.requests if path.search(r.path) and "has_feedback" not in r.query)
 
 
 def wait_cycles(letta: FakeLettaServer, n: int, daemon: Daemon, timeout: float = 15) -> None:
