@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
 from letta_otel.mapping.clean import cut_text
+from letta_otel.mapping.span_copy import replace_span
 
 TRUNCATED_ATTRIBUTE = "letta_otel.truncated"
 _MIN_VALUE_BYTES = 64
@@ -151,21 +152,12 @@ def trim_span(span: ReadableSpan, max_bytes: int) -> ReadableSpan:
         limit //= 2
         attrs = _cap_values(span.attributes, limit)
         attrs[TRUNCATED_ATTRIBUTE] = True
-        trimmed = ReadableSpan(
-            name=span.name,
-            context=span.context,
-            parent=span.parent,
-            resource=span.resource,
+        trimmed = replace_span(
+            span,
             attributes=attrs,
             events=[
                 Event(e.name, _cap_values(e.attributes, limit), e.timestamp) for e in span.events
             ],
-            links=span.links,
-            kind=span.kind,
-            status=span.status,
-            start_time=span.start_time,
-            end_time=span.end_time,
-            instrumentation_scope=span.instrumentation_scope,
         )
     return trimmed
 

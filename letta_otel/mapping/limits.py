@@ -38,6 +38,7 @@ from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.clean import clean_attrs, cut_text
 from letta_otel.mapping.clean import truncation_marker as _marker
 from letta_otel.mapping.redact import Redactor
+from letta_otel.mapping.span_copy import replace_span
 
 Json = Any
 
@@ -392,19 +393,10 @@ def _build(span: ReadableSpan, w: _Work) -> ReadableSpan:
         attrs[LIMITS_HIT] = tuple(sorted(w.hit))
     if w.redactions or w.captured:
         attrs[REDACTIONS] = w.redactions
-    return ReadableSpan(
-        name=span.name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
+    return replace_span(
+        span,
         attributes=clean_attrs(attrs),
         events=[Event(name, clean_attrs(cast(Any, a)), ts) for name, a, ts in w.events],
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
     )
 
 
@@ -420,25 +412,8 @@ def _redact_errors(span: ReadableSpan, w: _Work, redactor: Redactor) -> Readable
         clean, n = redactor.text(description)
         if n:
             w.redactions += n
-            return _with_status(span, Status(span.status.status_code, clean))
+            return replace_span(span, status=Status(span.status.status_code, clean))
     return span
-
-
-def _with_status(span: ReadableSpan, status: Status) -> ReadableSpan:
-    return ReadableSpan(
-        name=span.name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=span.attributes,
-        events=span.events,
-        links=span.links,
-        kind=span.kind,
-        status=status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
 
 
 def _needs_work(span: ReadableSpan, limits: Limits) -> bool:
@@ -604,17 +579,4 @@ def drop_content(span: ReadableSpan, reason: str) -> ReadableSpan:
     hit = set(cast(Sequence[str], attrs.get(LIMITS_HIT, ()))) | {reason}
     attrs[DROPPED_ATTRIBUTES] = tuple(sorted(dropped))
     attrs[LIMITS_HIT] = tuple(sorted(hit))
-    return ReadableSpan(
-        name=span.name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=attrs,
-        events=events,
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
+    return replace_span(span, attributes=attrs, events=events)

@@ -32,6 +32,8 @@ from typing import Literal
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from letta_otel.mapping.span_copy import replace_span
+
 SAMPLE_RATE_ATTRIBUTE = "SampleRate"
 HASH_PREFIX = b"letta-otel/v1/sample/"
 _HASH_RANGE = 2**64
@@ -126,19 +128,6 @@ def decide(
 def with_sample_rate(spans: Sequence[ReadableSpan], rate: int) -> list[ReadableSpan]:
     """Copies of ``spans`` carrying ``SampleRate = rate``."""
     return [
-        ReadableSpan(
-            name=span.name,
-            context=span.context,
-            parent=span.parent,
-            resource=span.resource,
-            attributes={**(span.attributes or {}), SAMPLE_RATE_ATTRIBUTE: rate},
-            events=span.events,
-            links=span.links,
-            kind=span.kind,
-            status=span.status,
-            start_time=span.start_time,
-            end_time=span.end_time,
-            instrumentation_scope=span.instrumentation_scope,
-        )
+        replace_span(span, attributes={**(span.attributes or {}), SAMPLE_RATE_ATTRIBUTE: rate})
         for span in spans
     ]
