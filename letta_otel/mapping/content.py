@@ -468,27 +468,11 @@ def _google_part(raw: Json) -> list[Part]:
     if not others:
         return []
     key = others[0]
-    if key in _SCHEMA_PART_TYPES:
+    if key in _DEFINED_PART_TYPES:
         # A schema type name with an unexpected value (e.g. ``"text": []``) would make a
         # part that fails the schema: keep the text as JSON text, drop the rest.
         return [_text(json.dumps(p[key], default=str))] if key == "text" else []
     return [{"type": key, "content": p[key]}]
-
-
-# Part types the semconv message schema defines with a fixed shape.
-_SCHEMA_PART_TYPES = frozenset(
-    {
-        "text",
-        "reasoning",
-        "tool_call",
-        "tool_call_response",
-        "server_tool_call",
-        "server_tool_call_response",
-        "blob",
-        "file",
-        "uri",
-    }
-)
 
 
 def _google_parts(content: Json) -> list[Part]:
