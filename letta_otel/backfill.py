@@ -43,10 +43,11 @@ from letta_otel.daemon import (
     check_otlp_reachable,
     open_state,
     retry_delay,
+    startup_discovery,
     summarize,
 )
 from letta_otel.export.sink import SpanSink, build_sink
-from letta_otel.letta.client import LettaAuthError, LettaClient, LettaError, LettaNotFound
+from letta_otel.letta.client import LettaClient, LettaNotFound
 from letta_otel.letta.discovery import (
     STEPS_PAGE,
     Discovered,
@@ -259,19 +260,15 @@ class Backfill:
 
     async def _bridge(self, client: LettaClient, state: StateStore, sink: SpanSink) -> Bridge:
         settings = self._settings
-        try:
-            discovery = await choose_discovery(
+        discovery = await startup_discovery(
+            settings,
+            choose_discovery(
                 client,
                 settings.discovery,
                 lambda: StepsDiscovery(client, timedelta(0)),
                 lambda: RunsDiscovery(client, timedelta(0)),
-            )
-        except LettaAuthError as exc:
-            raise StartupError(f"{exc}") from None
-        except LettaError as exc:
-            raise StartupError(
-                f"cannot reach Letta at LETTA_BASE_URL={settings.letta_base_url}: {exc}"
-            ) from None
+            ),
+        )
         backfill = (
             StepsBackfill(client, self._range)
             if isinstance(discovery, StepsDiscovery)

@@ -12,7 +12,7 @@ import logging
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -120,6 +120,19 @@ def build_filters(settings: Settings) -> StepFilters:
 PAGES_PER_CYCLE = 10
 
 
+async def startup_discovery(settings: Settings, choosing: Awaitable[Discovery]) -> Discovery:
+    """The discovery ``choosing`` picks (it may probe Letta); a Letta that cannot be
+    reached or refuses the credentials stops start-up with the setting to check."""
+    try:
+        return await choosing
+    except LettaAuthError as exc:
+        raise StartupError(f"{exc}") from None
+    except LettaError as exc:
+        raise StartupError(
+            f"cannot reach Letta at LETTA_BASE_URL={settings.letta_base_url}: {exc}"
+        ) from None
+
+
 async def _build_bridge(  # noqa: PLR0917
     settings: Settings,
     client: LettaClient,
@@ -130,8 +143,9 @@ async def _build_bridge(  # noqa: PLR0917
 ) -> Bridge:
     max_pages = PAGES_PER_CYCLE
     filters = build_filters(settings)
-    try:
-        discovery = await choose_discovery(
+    discovery = await startup_discovery(
+        settings,
+        choose_discovery(
             client,
             settings.discovery,
             lambda: StepsDiscovery(
@@ -151,13 +165,8 @@ async def _build_bridge(  # noqa: PLR0917
                 reread_window=settings.reread_window,
                 keep_run=filters.keeps_run if len(filters.agent_ids) > 1 else None,
             ),
-        )
-    except LettaAuthError as exc:
-        raise StartupError(f"{exc}") from None
-    except LettaError as exc:
-        raise StartupError(
-            f"cannot reach Letta at LETTA_BASE_URL={settings.letta_base_url}: {exc}"
-        ) from None
+        ),
+    )
     log.info("discovering steps through /v1/%s/", discovery.name)
     pushed = filters.steps_query() if discovery.name == "steps" else filters.runs_query()
     if pushed:
