@@ -112,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     parser.add_argument("--protocol", default="grpc", choices=["grpc", "http/protobuf"])
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="OUT",
+        help="sample the bridge's CPU (benchmarks/_profile.py); collapsed stacks to OUT",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -149,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     log_path = workdir / "bridge.log"
     with log_path.open("w") as log:
         bridge = subprocess.Popen(
-            [sys.executable, "-m", "letta_otel", "run"],
+            [sys.executable, "-m", "letta_otel", "run"]
+            if ns.profile is None
+            else [sys.executable, "-m", "benchmarks._profile", str(ns.profile.resolve()), "run"],
             cwd=workdir,
             env=env,
             stdout=log,

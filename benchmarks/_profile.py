@@ -1,0 +1,69 @@
+"""Run ``letta-otel`` under an in-process CPU sampler: ``python -m benchmarks._profile OUT ARGS``.
+
+A ``SIGPROF`` timer (process CPU time, not wall time) interrupts the daemon every
+millisecond of CPU; the handler records the Python stack it lands in. Unlike a ptrace
+sampler (py-spy), it never stops the process at system-call boundaries, so short system
+calls are not over-sampled. Time spent in C code (the event loop, parsers) is charged to
+the Python frame that resumes after it. At exit it writes ``OUT`` with one
+``frame;frame;... count`` line per stack (flame-graph "collapsed" format) and prints the
+top functions by self and inclusive samples to stderr.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+INTERVAL_S = 0.001
+
+
+def _label(frame: FrameType) -> str:
+    code = frame.f_code
+    path = code.co_filename
+    for marker in ("/letta_otel/", "/site-packages/", "/lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{path}:{code.co_name}"
+
+
+def main() -> int:
+    out = Path(sys.argv[1])
+    stacks: collections.Counter[tuple[str, ...]] = collections.Counter()
+
+    def sample(_sig: int, frame: FrameType | None) -> None:
+        labels = []
+        while frame is not None:
+            labels.append(_label(frame))
+            frame = frame.f_back
+        stacks[tuple(reversed(labels))] += 1
+
+    def dump() -> None:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        total = sum(stacks.values()) or 1
+        out.write_text("".join(f"{';'.join(s)} {n}\n" for s, n in stacks.most_common()))
+        own: collections.Counter[str] = collections.Counter()
+        incl: collections.Counter[str] = collections.Counter()
+        for stack, n in stacks.items():
+            own[stack[-1]] += n
+            for label in set(stack):
+                incl[label] += n
+        lines = [f"{total} samples of {INTERVAL_S * 1000:g} ms CPU; collapsed stacks in {out}"]
+        lines += ["-- self --"] + [f"{n / total:6.1%}  {k}" for k, n in own.most_common(45)]
+        lines += ["-- inclusive --"] + [f"{n / total:6.1%}  {k}" for k, n in incl.most_common(70)]
+        print("\n".join(lines), file=sys.stderr)
+
+    signal.signal(signal.SIGPROF, sample)
+    signal.setitimer(signal.ITIMER_PROF, INTERVAL_S, INTERVAL_S)
+    atexit.register(dump)
+    from letta_otel.cli import main as cli_main
+
+    return cli_main(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
