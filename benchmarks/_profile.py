@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import os
 import signal
 import sys
 from pathlib import Path
@@ -31,8 +32,32 @@ def _label(frame: FrameType) -> str:
     return f"{path}:{code.co_name}"
 
 
+def _cprofile(out: Path, args: list[str]) -> int:
+    """Deterministic alternative (``LETTA_OTEL_PROFILER=cprofile``): exact call counts and
+    time in C functions (parsers, SQLite, sockets), but every Python call costs more."""
+    import cProfile  # noqa: PLC0415
+    import pstats  # noqa: PLC0415
+
+    from letta_otel.cli import main as cli_main  # noqa: PLC0415
+
+    profiler = cProfile.Profile()
+
+    def dump() -> None:
+        profiler.disable()
+        profiler.dump_stats(out)
+        stats = pstats.Stats(str(out), stream=sys.stderr)
+        stats.sort_stats("tottime").print_stats(45)
+        stats.sort_stats("cumulative").print_stats(60)
+
+    atexit.register(dump)
+    profiler.enable()
+    return cli_main(args)
+
+
 def main() -> int:
     out = Path(sys.argv[1])
+    if os.environ.get("LETTA_OTEL_PROFILER") == "cprofile":
+        return _cprofile(out, sys.argv[2:])
     stacks: collections.Counter[tuple[str, ...]] = collections.Counter()
 
     def sample(_sig: int, frame: FrameType | None) -> None:
@@ -60,7 +85,7 @@ def main() -> int:
     signal.signal(signal.SIGPROF, sample)
     signal.setitimer(signal.ITIMER_PROF, INTERVAL_S, INTERVAL_S)
     atexit.register(dump)
-    from letta_otel.cli import main as cli_main
+    from letta_otel.cli import main as cli_main  # noqa: PLC0415 - after the timer, like the rest
 
     return cli_main(sys.argv[2:])
 

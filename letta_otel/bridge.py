@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from letta_otel._aio import Channel, Slots
 from letta_otel.export.budget import BatchPacker, estimate_unit_bytes, trim_spans
+from letta_otel.export.encode import EncodedSpans, encode_entries, encode_request
 from letta_otel.export.sink import SpanSink
 from letta_otel.export.trace_budget import TraceBudget, bytes_by_trace
 from letta_otel.letta.client import LettaError
@@ -76,6 +77,8 @@ class Unit:
     step_ids: tuple[str, ...] = ()
     run_ids: tuple[str, ...] = ()
     records: tuple[StepRecord | RunRecord, ...] = ()  # for the observer, once committed
+    # The spans' OTLP encoding, when the sink sends it as it is (see _Exporter.measure).
+    entries: list[bytes] | None = None
 
 
 @dataclass
@@ -529,6 +532,13 @@ class _Exporter:
         self._pinned: set[str] = set()
         self._now_ns = now_ns
         self._packer = BatchPacker[Unit]()
+        # Units are encoded as they arrive when the sink sends those bytes as they are:
+        # the batch size is then exact and no separate estimate is made. Not with a trace
+        # budget, which may still change spans just before their batch leaves.
+        self._encode = bridge._sink.takes_encoded and bridge._trace_budget is None
+        # What a request adds to its spans' entries (resource, scope, lengths), once
+        # per request: known after the first encoded unit.
+        self._framing = 0
         self._batch_since = 0.0  # loop time of the current batch's first unit
         self._timer: asyncio.TimerHandle | None = None
         self.stopped = False
@@ -560,12 +570,24 @@ class _Exporter:
             units.put_nowait(_TICK)
         self._timer = loop.call_later(FLUSH_AFTER, self._tick, units, loop)
 
+    def measure(self, unit: Unit) -> int:
+        """The unit's bytes in a request: exact when encoded here, else an upper bound."""
+        if not self._encode:
+            return estimate_unit_bytes(unit)
+        entries = unit.entries = encode_entries(unit.spans)
+        if not self._framing and entries:
+            one = encode_request(EncodedSpans(unit.spans[:1], entries[:1]))
+            self._framing = len(one) - len(entries[0]) + 2 * 4  # lengths may grow 4 bytes
+        return sum(map(len, entries))
+
     async def _add(self, unit: Unit) -> None:
         max_spans, max_bytes = self._bridge.batch_bounds()
-        size = estimate_unit_bytes(unit)
-        if size > self._bridge._options.max_batch_bytes:
-            unit.spans = trim_spans(unit.spans, self._bridge._options.max_batch_bytes)
-            size = estimate_unit_bytes(unit)
+        size = self.measure(unit)
+        limit = self._bridge._options.max_batch_bytes - self._framing
+        if size > limit:
+            unit.spans = trim_spans(unit.spans, limit)
+            size = self.measure(unit)
+        max_bytes -= self._framing
         if not self._packer.fits(unit, size, max_spans=max_spans, max_bytes=max_bytes):
             await self._flush()
         if self.stopped:
@@ -598,7 +620,9 @@ class _Exporter:
             # their enrichment finished; the budget goes to the earliest spans first.
             batch.sort(key=_unit_start)
             bridge._trace_budget.fit(batch)
-        spans = [s for unit in batch for s in unit.spans]
+        spans: list[ReadableSpan] = [s for unit in batch for s in unit.spans]
+        if self._encode:
+            spans = EncodedSpans(spans, [e for unit in batch for e in unit.entries or ()])
         report.batches += 1
         newest = max((s.end_time or 0) for s in spans)
         ok = await asyncio.to_thread(bridge._sink.export, spans)

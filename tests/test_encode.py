@@ -11,7 +11,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from opentelemetry.trace.span import TraceState
 
 from letta_otel.export.budget import trim_spans
-from letta_otel.export.encode import encode_request
+from letta_otel.export.encode import EncodedSpans, encode_entries, encode_request
 from tests.mapping.test_spans import map_scenario
 from tests.samples import SCENARIOS
 
@@ -100,3 +100,25 @@ def test_groups_by_resource_and_scope_in_first_seen_order() -> None:
         for s in spans[:2]
     ]
     _same([spans[0], *moved, *spans[1:]])
+
+
+def test_pre_encoded_entries_give_the_same_request() -> None:
+    spans = [s for name in SCENARIOS for s in map_scenario(name)]
+    entries = encode_entries(spans)
+    assert encode_request(EncodedSpans(spans, entries)) == encode_request(spans)
+    # The entries are used as they are, not re-encoded from the spans.
+    assert encode_request(EncodedSpans(spans[:1], entries[1:2])) == encode_request(spans[1:2])
+
+
+def test_entries_are_what_the_request_carries_per_span() -> None:
+    spans = map_scenario(SCENARIOS[0])
+    request = encode_request(spans)
+    for entry, span in zip(encode_entries(spans), spans, strict=True):
+        assert entry in request
+        assert len(entry) >= len(span.name)
+
+
+def test_encoded_spans_must_match_their_entries() -> None:
+    spans = map_scenario(SCENARIOS[0])
+    with pytest.raises(ValueError, match="encoded entries"):
+        EncodedSpans(spans, encode_entries(spans)[1:])

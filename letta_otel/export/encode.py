@@ -16,7 +16,7 @@ written) and for sub-messages the SDK always sets (``status``, ``resource``,
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -201,15 +201,36 @@ def _scope(scope: InstrumentationScope | None) -> bytes:
     return _ld(b"\x0a", body)
 
 
+def encode_entries(spans: Iterable[ReadableSpan]) -> list[bytes]:
+    """Each span as its entry of a ``ScopeSpans`` message, exactly as
+    :func:`encode_request` writes it: the bridge sizes batches by these bytes."""
+    return [_ld(b"\x12", _span(span)) for span in spans]
+
+
+class EncodedSpans(list[ReadableSpan]):
+    """Spans that travel with their :func:`encode_entries` bytes (same order), so a
+    batch already encoded to measure it is not encoded again when it is exported."""
+
+    def __init__(self, spans: Iterable[ReadableSpan], entries: Iterable[bytes]) -> None:
+        super().__init__(spans)
+        self.entries = list(entries)
+        if len(self.entries) != len(self):
+            raise ValueError(f"{len(self)} spans but {len(self.entries)} encoded entries")
+
+
 def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
-    """``ExportTraceServiceRequest`` bytes, grouped by resource then scope like the SDK."""
+    """``ExportTraceServiceRequest`` bytes, grouped by resource then scope like the SDK.
+
+    The entries of :class:`EncodedSpans` are used as they are."""
+    entries = spans.entries if isinstance(spans, EncodedSpans) else None
     groups: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope | None, list[bytes]]]]]
     groups = {}
-    for span in spans:
+    for i, span in enumerate(spans):
         resource = span.resource
         scope = span.instrumentation_scope or None
         by_scope = groups.setdefault(id(resource), (resource, {}))[1]
-        by_scope.setdefault(id(scope), (scope, []))[1].append(_ld(b"\x12", _span(span)))
+        entry = entries[i] if entries is not None else _ld(b"\x12", _span(span))
+        by_scope.setdefault(id(scope), (scope, []))[1].append(entry)
     out = []
     for resource, by_scope in groups.values():
         scope_spans = b"".join(

@@ -166,6 +166,32 @@ def test_batches_are_bounded(run_once: RunOnce, receiver: OtlpReceiver) -> None:
     assert len(receiver.spans) == 43
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_batches_are_bounded_by_their_encoded_bytes(
+    protocol: str, receiver: OtlpReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gRPC batches are sized by their encoding (made once, when a unit joins a batch);
+    # http/protobuf ones by the upper-bound estimate. Either way no request is larger
+    # than the bound, the resource and scope written once per request included.
+    data = FakeLettaData.generate(150, spacing=timedelta(milliseconds=5))
+    limit = 64 * 1024
+    with FakeLettaServer(data) as letta:
+        env = BridgeEnv(letta, receiver, tmp_path / "state.db", protocol=protocol)
+        for key, value in env.env(LETTA_OTEL_MAX_BATCH_BYTES=str(limit)).items():
+            monkeypatch.setenv(key, value)
+        assert cli.main(["run", "--once"]) == 0
+    accepted = [r for r in receiver.requests if r.accepted and r.signal == "traces"]
+    assert len(accepted) > 3
+    assert all(r.uncompressed_bytes or r.body_bytes for r in accepted)
+    sizes = [r.uncompressed_bytes or r.body_bytes for r in accepted]
+    assert max(sizes) <= limit
+    if protocol == "grpc":  # exact sizes: batches come close to the bound
+        assert sorted(sizes)[len(sizes) // 2] > limit * 0.9
+    exported = _exported_step_ids(receiver.spans)
+    assert set(exported) == set(data.expected_terminal_step_ids())
+    assert max(exported.values()) == 1
+
+
 def test_adopt_letta_trace_id(
     run_once: RunOnce, receiver: OtlpReceiver, letta: FakeLettaServer
 ) -> None:
