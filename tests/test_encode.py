@@ -81,6 +81,28 @@ def test_every_value_type_and_optional_field() -> None:
     _same([span, bare, span])
 
 
+@pytest.mark.parametrize("key_len", [1, 100, 112, 113, 116, 117, 121, 122, 123, 124, 125, 200])
+def test_one_byte_length_edges_of_every_fast_path(key_len: int) -> None:
+    # Around the sizes where a KeyValue's length stops fitting one byte, the fast paths
+    # must hand over to the general one with the same bytes as the SDK.
+    key = "k" * key_len
+    values: list[object] = ["", "x", "é" * 3, "y" * (127 - key_len), "z" * max(0, 124 - key_len)]
+    values += [0, 1, 0x7F, 0x80, 300, 2**31, 2**63 - 1, -1, -(2**63)]
+    values += [0.0, -2.5, 1e300, True, False]
+    for i, value in enumerate(values):
+        span = ReadableSpan(
+            name="edges",
+            context=SpanContext(1, i + 1, False, SAMPLED),
+            resource=Resource({}),
+            attributes={key: value, "other": value},
+            kind=SpanKind.INTERNAL,
+            status=Status(StatusCode.UNSET),
+            start_time=1,
+            end_time=2,
+        )
+        _same([span])
+
+
 def test_groups_by_resource_and_scope_in_first_seen_order() -> None:
     spans = [s for name in SCENARIOS[:3] for s in map_scenario(name)]
     other = Resource({"service.name": "other"})

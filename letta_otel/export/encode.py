@@ -31,12 +31,15 @@ _SPAN_KIND = {
     SpanKind.PRODUCER: 4,
     SpanKind.CONSUMER: 5,
 }
+_KIND_FIELD = {kind: b"\x30" + bytes((number,)) for kind, number in _SPAN_KIND.items()}
 _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
 _pack_double = struct.Struct("<d").pack
 _pack_fixed64 = struct.Struct("<Q").pack
 _pack_fixed32 = struct.Struct("<I").pack
 _MASK64 = (1 << 64) - 1
+_LOCAL_PARENT = b"\x85\x01" + _pack_fixed32(_HAS_IS_REMOTE)  # Span.flags
+_REMOTE_PARENT = b"\x85\x01" + _pack_fixed32(_HAS_IS_REMOTE | _IS_REMOTE)
 
 # Preformatted KeyValue key prefixes: attribute keys repeat on every span.
 _KEY_CACHE: dict[str, bytes] = {}
@@ -103,21 +106,32 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     parts = []
     for key, value in attributes.items():
         prefix = _KEY_CACHE.get(key) or _key_prefix(key)
-        # Most values are short strings or small ints: their KeyValue is written in one
-        # go, every length a single byte (the general path gives the same bytes).
+        # Most values are short strings or small ints: their KeyValue is written by one
+        # bytes formatting, every length a single byte (the general path gives the same
+        # bytes; formatting is about three times cheaper than concatenating the pieces).
         kind = type(value)
         if kind is str:
             data = value.encode()
             n = len(data)
-            if len(prefix) + n < 124:  # KeyValue length (prefix + n + 4) fits one byte
-                parts.append(
-                    tag + bytes((len(prefix) + n + 4,)) + prefix + b"\x12" + bytes((n + 2,))
-                )
-                parts.append(b"\x0a" + bytes((n,)) + data)
+            size = len(prefix) + n + 4  # the KeyValue's length
+            if size < 0x80:
+                parts.append(b"%b%c%b\x12%c\x0a%c%b" % (tag, size, prefix, n + 2, n, data))
                 continue
-        elif kind is int and 0 <= value < 0x80 and len(prefix) < 123:
-            parts.append(tag + bytes((len(prefix) + 4,)) + prefix + b"\x12\x02\x18")
-            parts.append(bytes((value,)))
+        elif kind is int:
+            if 0 <= value < 0x80 and len(prefix) < 0x7C:
+                parts.append(b"%b%c%b\x12\x02\x18%c" % (tag, len(prefix) + 4, prefix, value))
+                continue
+            number = _varint(value & _MASK64)
+            size = len(prefix) + len(number) + 3
+            if size < 0x80:
+                parts.append(b"%b%c%b\x12%c\x18%b" % (tag, size, prefix, len(number) + 1, number))
+                continue
+        elif kind is float and len(prefix) < 0x75:
+            double = _pack_double(value)
+            parts.append(b"%b%c%b\x12\x09\x21%b" % (tag, len(prefix) + 11, prefix, double))
+            continue
+        elif kind is bool and len(prefix) < 0x7C:
+            parts.append(b"%b%c%b\x12\x02\x10%c" % (tag, len(prefix) + 4, prefix, value))
             continue
         parts.append(_ld(tag, prefix + _ld(b"\x12", _any_value(value))))
     return b"".join(parts)
@@ -137,24 +151,26 @@ def _uint(tag: bytes, value: int | None) -> bytes:
 def _span(span: ReadableSpan) -> bytes:
     context = span.context
     assert context is not None
+    parent = span.parent
     parts = [
-        b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
-        b"\x12\x08" + context.span_id.to_bytes(8, "big"),
+        b"\x0a\x10%b\x12\x08%b"
+        % (context.trace_id.to_bytes(16, "big"), context.span_id.to_bytes(8, "big"))
     ]
     state = context.trace_state
-    if state is not None:
+    if state:
         parts.append(_string(b"\x1a", ",".join(f"{k}={v}" for k, v in state.items())))
-    parent = span.parent
     if parent is not None:
-        parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+        parts.append(b"\x22\x08%b" % parent.span_id.to_bytes(8, "big"))
     parts.append(_string(b"\x2a", span.name))
-    parts.append(_uint(b"\x30", _SPAN_KIND[span.kind]))
-    if span.start_time:
-        parts.append(b"\x39" + _pack_fixed64(span.start_time))
-    if span.end_time:
-        parts.append(b"\x41" + _pack_fixed64(span.end_time))
+    parts.append(_KIND_FIELD[span.kind])
+    start, end = span.start_time, span.end_time
+    if start:
+        parts.append(b"\x39" + _pack_fixed64(start))
+    if end:
+        parts.append(b"\x41" + _pack_fixed64(end))
     parts.append(_attributes(b"\x4a", span.attributes))
-    parts.append(_uint(b"\x50", span.dropped_attributes))
+    if span.dropped_attributes:
+        parts.append(_uint(b"\x50", span.dropped_attributes))
     for event in span.events:
         body = (b"\x09" + _pack_fixed64(event.timestamp) if event.timestamp else b"") + (
             _string(b"\x12", event.name)
@@ -162,7 +178,8 @@ def _span(span: ReadableSpan) -> bytes:
             + _uint(b"\x20", event.dropped_attributes)
         )
         parts.append(_ld(b"\x5a", body))
-    parts.append(_uint(b"\x60", span.dropped_events))
+    if span.dropped_events:
+        parts.append(_uint(b"\x60", span.dropped_events))
     for link in span.links:
         flags = _HAS_IS_REMOTE | (_IS_REMOTE if link.context.is_remote else 0)
         body = (
@@ -176,13 +193,17 @@ def _span(span: ReadableSpan) -> bytes:
             + _pack_fixed32(flags)
         )
         parts.append(_ld(b"\x6a", body))
-    parts.append(_uint(b"\x70", span.dropped_links))
+    if span.dropped_links:
+        parts.append(_uint(b"\x70", span.dropped_links))
     status = span.status
     if status is not None:
-        body = _string(b"\x12", status.description) + _uint(b"\x18", status.status_code.value)
-        parts.append(_ld(b"\x7a", body))
-    flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
-    parts.append(b"\x85\x01" + _pack_fixed32(flags))
+        description, code = status.description, status.status_code.value
+        if description or code:
+            body = _string(b"\x12", description) + _uint(b"\x18", code)
+            parts.append(_ld(b"\x7a", body))
+        else:
+            parts.append(b"\x7a\x00")  # written even when empty, as the SDK does
+    parts.append(_REMOTE_PARENT if parent is not None and parent.is_remote else _LOCAL_PARENT)
     return b"".join(parts)
 
 
