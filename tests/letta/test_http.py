@@ -165,6 +165,31 @@ def test_body_delimited_by_close_and_a_new_connection_after_it() -> None:
     assert server.connections == 2
 
 
+def test_the_sweep_sees_open_connections_only() -> None:
+    """The deadline sweep walks ``_conns``: connections leave it when they close."""
+
+    def script(conn: socket.socket, request: bytes, n: int) -> bool:
+        if b"/close" in request:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
+            return False
+        conn.sendall(ok(b"{}"))
+        return True
+
+    async def go() -> tuple[int, int]:
+        http = client(server.url)
+        try:
+            await http.get("/keep", [])
+            kept = len(http._conns)
+            await http.get("/close", [])
+            await asyncio.sleep(0.05)  # connection_lost runs on a later loop turn
+            return kept, len(http._conns)
+        finally:
+            await http.aclose()
+
+    with serving(script) as server, asyncio.Runner(loop_factory=_LOOP[0]) as runner:
+        assert runner.run(go()) == (1, 0)
+
+
 def test_a_stale_keep_alive_connection_is_replaced_silently() -> None:
     def script(conn: socket.socket, request: bytes, n: int) -> bool:
         if n == 2:
