@@ -44,18 +44,42 @@ def clean_value(value: Any) -> Any:
 
 def clean_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     """Top-level attribute values: a None or unencodable value leaves the attribute out."""
+    return clean_attrs_sized(attrs, -1)[0]
+
+
+def clean_attrs_sized(attrs: Mapping[str, Any] | None, long: int) -> tuple[dict[str, Any], bool]:
+    """:func:`clean_attrs`, and whether a string value (or an array's string item) has
+    more than ``long`` characters (``long`` < 0: not checked, always False).
+
+    One pass does both because the span mapper needs both for every span: the check tells
+    it whether the limits have anything to cut.
+    """
     cleaned: dict[str, Any] = {}
+    too_long = False
     for raw_key, value in (attrs or {}).items():
         key = raw_key if type(raw_key) is str and raw_key.isascii() else clean_text(str(raw_key))
-        # Nearly every value is an ASCII str or a bool: no copy, no further checks.
+        # Nearly every value is an ASCII str, a bool or an int in range: no copy, no
+        # further checks (the same outcome as _clean, without its isinstance chain).
         kind = type(value)
-        if (kind is str and value.isascii()) or kind is bool:
+        if kind is str:
+            text = value if value.isascii() else clean_text(value)
+            if long >= 0 and len(text) > long:
+                too_long = True
+            cleaned[key] = text
+            continue
+        if kind is bool or kind is float:
             cleaned[key] = value
+            continue
+        if kind is int:
+            if INT64_MIN <= value <= INT64_MAX:
+                cleaned[key] = value
             continue
         clean = clean_value(value)
         if clean is not None:
             cleaned[key] = clean
-    return cleaned
+            if long >= 0 and isinstance(clean, tuple | list):
+                too_long = too_long or any(isinstance(v, str) and len(v) > long for v in clean)
+    return cleaned, too_long
 
 
 def truncation_marker(removed: int) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -27,7 +28,13 @@ from letta_otel.letta.models import ErrorData, Message, Run, Step
 from letta_otel.mapping import ids, provider
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.capture import DEFAULT_POLICY, ContentPolicy, capture_llm, capture_tool
-from letta_otel.mapping.clean import INT64_MAX, clean_attrs, clean_text, cut_text
+from letta_otel.mapping.clean import (
+    INT64_MAX,
+    clean_attrs,
+    clean_attrs_sized,
+    clean_text,
+    cut_text,
+)
 from letta_otel.mapping.limits import Captured, finalize
 from letta_otel.mapping.records import RunRecord, StepRecord
 from letta_otel.mapping.timing import Window, run_window, step_timing
@@ -64,6 +71,7 @@ def _put(attrs: Attrs, key: str, value: AttributeValue | None) -> None:
     attrs[key] = value
 
 
+@lru_cache(maxsize=256)  # a deployment has a handful of endpoints; urlsplit is not cheap
 def endpoint_address(url: str | None) -> tuple[str, int | None] | None:
     """``server.address``/``server.port`` of a model endpoint or base URL."""
     if not url:
@@ -112,23 +120,35 @@ def _make_span(
     start = _clamp_time(window.start_ns)
     if status.description:
         status = Status(status.status_code, clean_text(status.description))
+    policy = ctx.policy
+    limits = policy.limits
+    # Cleaning also says whether a string is long enough for the byte limit to cut it.
+    attrs, long = clean_attrs_sized(attributes, limits.max_attribute_bytes // 4)
+    span_events = tuple(
+        Event(e.name, clean_attrs(e.attributes), _clamp_time(e.timestamp)) for e in events
+    )
     span = ReadableSpan(
         name=clean_text(name),
         context=SpanContext(trace_id, span_id, False, _SAMPLED),
         parent=parent,
         resource=ctx.resource,
-        attributes=clean_attrs(attributes),
-        events=tuple(
-            Event(e.name, clean_attrs(e.attributes), _clamp_time(e.timestamp)) for e in events
-        ),
+        attributes=attrs,
+        events=span_events,
         kind=kind,
         status=status,
         start_time=start,
         end_time=max(_clamp_time(window.end_ns), start),
         instrumentation_scope=ctx.scope,
     )
-    policy = ctx.policy
-    return finalize(span, captured, policy.limits, policy.redactor)
+    if (
+        captured is None
+        and not long
+        and not span_events
+        and not status.description
+        and len(attrs) <= limits.max_attributes
+    ):
+        return span  # what finalize would return: nothing to redact, cut or drop
+    return finalize(span, captured, limits, policy.redactor)
 
 
 # --- step -------------------------------------------------------------------------
