@@ -51,8 +51,14 @@ def trace_id_from_letta_id(letta_id: str) -> int:
     return _nonzero(int.from_bytes(_digest(f"trace/{letta_id}")[:16], "big"), letta_id)
 
 
+_PREFIX = f"letta-otel/{ID_SCHEME}/"
+_sha256 = hashlib.sha256
+
+
 def span_id(kind: SpanKindKey, key: str) -> int:
-    return _nonzero(int.from_bytes(_digest(f"{kind}/{key}")[:8], "big"), f"{kind}/{key}")
+    # _digest inlined, _nonzero only when needed: three or more ids per step.
+    value = int.from_bytes(_sha256(f"{_PREFIX}{kind}/{key}".encode()).digest()[:8], "big")
+    return value or _nonzero(value, f"{kind}/{key}")
 
 
 def parse_letta_trace_id(value: str | None) -> int | None:

@@ -66,9 +66,9 @@ Attrs = dict[str, AttributeValue]
 
 def _put(attrs: Attrs, key: str, value: AttributeValue | None) -> None:
     """Set an attribute unless the value is missing (None, empty string or list)."""
-    if value is None or value == "" or (isinstance(value, tuple | list) and not value):
-        return
-    attrs[key] = value
+    # Most values are truthy: one test decides (about 20 calls per span).
+    if value or (value is not None and not isinstance(value, str | tuple | list)):
+        attrs[key] = value
 
 
 @lru_cache(maxsize=256)  # a deployment has a handful of endpoints; urlsplit is not cheap
