@@ -80,10 +80,11 @@ def clean_attrs_sized(attrs: Mapping[str, Any] | None, long: int) -> tuple[dict[
     more than ``long`` characters (``long`` < 0: not checked, always False).
 
     One pass does both because the span mapper needs both for every span: the check tells
-    it whether the limits have anything to cut.
+    it whether the limits have anything to cut. When nothing needs cleaning the result is
+    ``attrs`` itself: pass a dict nobody else changes.
     """
     if long >= 0 and type(attrs) is dict and _plain_within(attrs, long):
-        return dict(attrs), False
+        return attrs, False  # itself, not a copy (a dict per span is GC work too)
     cleaned: dict[str, Any] = {}
     too_long = False
     for raw_key, value in (attrs or {}).items():

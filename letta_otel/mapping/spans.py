@@ -12,7 +12,7 @@ No I/O happens here: the same records always give the same spans, byte for byte.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -44,6 +44,7 @@ MAX_STACKTRACE_BYTES = 8192
 MAX_STATUS_MESSAGE_BYTES = 1024
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_UNSET = Status(StatusCode.UNSET)  # immutable: one shared by every span without an error
 
 
 @dataclass(frozen=True)
@@ -108,15 +109,14 @@ def _make_span(
     name: str,
     trace_id: int,
     span_id: int,
-    parent_id: int | None,
+    parent: SpanContext | None,
     kind: SpanKind,
     window: Window,
     attributes: Attrs,
     status: Status,
-    events: Iterable[Event] = (),
+    events: Sequence[Event] = (),
     captured: Captured | None = None,
 ) -> ReadableSpan:
-    parent = SpanContext(trace_id, parent_id, False, _SAMPLED) if parent_id else None
     start = _clamp_time(window.start_ns)
     if status.description:
         status = Status(status.status_code, clean_text(status.description))
@@ -124,8 +124,10 @@ def _make_span(
     limits = policy.limits
     # Cleaning also says whether a string is long enough for the byte limit to cut it.
     attrs, long = clean_attrs_sized(attributes, limits.max_attribute_bytes // 4)
-    span_events = tuple(
-        Event(e.name, clean_attrs(e.attributes), _clamp_time(e.timestamp)) for e in events
+    span_events = (
+        tuple(Event(e.name, clean_attrs(e.attributes), _clamp_time(e.timestamp)) for e in events)
+        if events
+        else ()
     )
     span = ReadableSpan(
         name=clean_text(name),
@@ -160,7 +162,11 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
     tools = _tool_calls(record)
     timing = step_timing(record, len(tools))
     step_span_id = ids.span_id("step", step.id)
-    parent_id = ids.span_id("run", step.run_id) if step.run_id else None
+    run_parent = (
+        SpanContext(trace_id, ids.span_id("run", step.run_id), False, _SAMPLED)
+        if step.run_id
+        else None
+    )
 
     spans = [
         _make_span(
@@ -168,7 +174,7 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
             name=STEP_SPAN_NAME,
             trace_id=trace_id,
             span_id=step_span_id,
-            parent_id=parent_id,
+            parent=run_parent,
             kind=SpanKind.INTERNAL,
             window=timing.step,
             attributes=_step_attributes(record, timing.source),
@@ -176,6 +182,7 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
             events=_exception_events(step.error_type, step.error_data, timing.step.end_ns),
         )
     ]
+    step_context = spans[0].context  # the children's parent: the same value, built once
     policy = ctx.policy
     if timing.llm is not None or record.trace is not None:
         llm_attributes = _llm_attributes(record)
@@ -185,7 +192,7 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
                 name=f"{sc.OP_CHAT} {_request_model(record)}".rstrip(),
                 trace_id=trace_id,
                 span_id=ids.span_id("llm", step.id),
-                parent_id=step_span_id,
+                parent=step_context,
                 kind=SpanKind.CLIENT,
                 window=timing.llm or timing.step,
                 attributes=llm_attributes,
@@ -200,13 +207,13 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
                 name=f"{sc.OP_EXECUTE_TOOL} {name}" if name else sc.OP_EXECUTE_TOOL,
                 trace_id=trace_id,
                 span_id=ids.span_id("tool", f"{step.id}/{call_id}"),
-                parent_id=step_span_id,
+                parent=step_context,
                 kind=SpanKind.INTERNAL,
                 window=window,
                 attributes=_tool_attributes(record, call_id, name, status),
                 status=Status(StatusCode.ERROR, f"tool {name} failed")
                 if status == "error"
-                else Status(StatusCode.UNSET),
+                else _UNSET,
                 captured=capture_tool(record, call_id, status, policy) if policy.on_spans else None,
             )
         )
@@ -261,7 +268,7 @@ def _step_status(record: StepRecord) -> Status:
     step = record.step
     if step.status != "failed":
         # Success is left UNSET (semconv); cancelled and incomplete are not errors.
-        return Status(StatusCode.UNSET)
+        return _UNSET
     message = (step.error_data.message if step.error_data else None) or step.stop_reason or ""
     return Status(StatusCode.ERROR, cut_text(message, MAX_STATUS_MESSAGE_BYTES))
 
@@ -422,7 +429,7 @@ def _llm_status(record: StepRecord) -> Status:
     if _llm_error_type(record):
         message = record.step.error_data.message if record.step.error_data else None
         return Status(StatusCode.ERROR, cut_text(message or "", MAX_STATUS_MESSAGE_BYTES))
-    return Status(StatusCode.UNSET)
+    return _UNSET
 
 
 # --- tools --------------------------------------------------------------------------
@@ -506,7 +513,7 @@ def map_run(record: RunRecord, ctx: MappingContext, trace_id: int) -> ReadableSp
     _put(attrs, sc.LETTA_TIMING_SOURCE, source)
     _put_server(attrs, ctx.letta_server)
 
-    status, events = Status(StatusCode.UNSET), []
+    status, events = _UNSET, []
     if run.status == "failed":
         error_type, error = _run_error(run)
         attrs[sc.ERROR_TYPE] = error_type
@@ -517,7 +524,7 @@ def map_run(record: RunRecord, ctx: MappingContext, trace_id: int) -> ReadableSp
         name=f"{sc.OP_INVOKE_AGENT} {name}" if name else sc.OP_INVOKE_AGENT,
         trace_id=trace_id,
         span_id=ids.span_id("run", run.id),
-        parent_id=None,
+        parent=None,
         kind=SpanKind.CLIENT,
         window=window,
         attributes=attrs,
