@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from typing import Literal
 
 ID_SCHEME = "v1"
@@ -41,6 +42,7 @@ def _nonzero(value: int, label: str) -> int:
     return value or int.from_bytes(_digest(label + "/nz")[:8], "big") or 1
 
 
+@lru_cache(maxsize=4096)  # pure; every step of a run and the run itself ask for it
 def trace_id_from_letta_id(letta_id: str) -> int:
     """The trace id of a run (or of a run-less step)."""
     match = _UUID_ID.match(letta_id.lower())

@@ -323,7 +323,7 @@ def _compute_llm_attributes(record: StepRecord) -> Attrs:
     _put(attrs, sc.RESPONSE_MODEL, provider.response_model(response))
     _put(attrs, sc.RESPONSE_ID, provider.response_id(response))
     _put(attrs, sc.RESPONSE_FINISH_REASONS, provider.finish_reasons(response))
-    _put_usage(attrs, step, provider.response_usage(response))
+    _put_usage(attrs, step, response)
     _put_request_params(attrs, provider.request_params(request, config))
     _put(attrs, sc.CONVERSATION_ID, _conversation_id(record.run, step.agent_id))
     endpoint = step.model_endpoint or config.get("model_endpoint")
@@ -355,37 +355,37 @@ def _detail(details: Mapping[str, Any] | None, *keys: str) -> int | None:
     return None
 
 
-def _put_usage(attrs: Attrs, step: Step, fallback: provider.Usage) -> None:
+def _put_usage(attrs: Attrs, step: Step, response: dict[str, Any] | None) -> None:
     # The step's own counters are Letta's normalised view (Anthropic prompt_tokens
     # already include cache reads/writes, as gen_ai.usage.input_tokens requires).
     pd, cd = step.prompt_tokens_details, step.completion_tokens_details
-    values = (
-        (sc.USAGE_INPUT_TOKENS, step.prompt_tokens, fallback.input_tokens),
-        (sc.USAGE_OUTPUT_TOKENS, step.completion_tokens, fallback.output_tokens),
-        (
-            sc.USAGE_CACHE_READ_INPUT_TOKENS,
-            step.cached_input_tokens
-            if step.cached_input_tokens is not None
-            else _detail(pd, "cache_read_tokens", "cached_tokens"),
-            fallback.cache_read,
-        ),
-        (
-            sc.USAGE_CACHE_CREATION_INPUT_TOKENS,
-            step.cache_write_tokens
-            if step.cache_write_tokens is not None
-            else _detail(pd, "cache_creation_tokens"),
-            fallback.cache_creation,
-        ),
-        (
-            sc.USAGE_REASONING_OUTPUT_TOKENS,
-            step.reasoning_tokens
-            if step.reasoning_tokens is not None
-            else _detail(cd, "reasoning_tokens"),
-            fallback.reasoning,
-        ),
+    own = (
+        step.prompt_tokens,
+        step.completion_tokens,
+        step.cached_input_tokens
+        if step.cached_input_tokens is not None
+        else _detail(pd, "cache_read_tokens", "cached_tokens"),
+        step.cache_write_tokens
+        if step.cache_write_tokens is not None
+        else _detail(pd, "cache_creation_tokens"),
+        step.reasoning_tokens
+        if step.reasoning_tokens is not None
+        else _detail(cd, "reasoning_tokens"),
     )
-    for key, own, payload in values:
-        _put(attrs, key, own if own is not None else payload)
+    # The payload is read only when the step lacks a counter (usually it has them all).
+    fallback = provider.response_usage(response) if None in own else _NO_USAGE
+    for key, value, payload in zip(_USAGE_KEYS, own, fallback, strict=True):
+        _put(attrs, key, value if value is not None else payload)
+
+
+_USAGE_KEYS = (
+    sc.USAGE_INPUT_TOKENS,
+    sc.USAGE_OUTPUT_TOKENS,
+    sc.USAGE_CACHE_READ_INPUT_TOKENS,
+    sc.USAGE_CACHE_CREATION_INPUT_TOKENS,
+    sc.USAGE_REASONING_OUTPUT_TOKENS,
+)
+_NO_USAGE = provider.Usage()
 
 
 def _put_request_params(attrs: Attrs, params: provider.RequestParams) -> None:
