@@ -1,6 +1,6 @@
 """CPU per step of each in-process stage of the bridge, without sockets or an event loop.
 
-``python -m benchmarks.stages [--steps N] [--repeat R]`` builds the benchmark's own
+``python -m benchmarks.stages [--steps N] [--repeat R] [--profile]`` builds the benchmark's own
 fake Letta data, serialises every step's trace, metrics and messages as the server
 would, then times (best of ``--repeat``) each stage the bridge runs for a step:
 JSON parsing and validation, span mapping, OTLP encoding (per unit, as gRPC batches
@@ -8,14 +8,17 @@ are sized by it) and the metric measurements recorded with the daemon's readers;
 size estimate http/protobuf batches use instead is printed apart.
 The end-to-end benchmark (``benchmarks.bench``) measures the whole process; this one
 says where the time goes, repeatably enough (about ±2%) to judge a change of a few
-microseconds per step.
+microseconds per step. ``--profile`` also prints a cProfile of one mapping pass over
+fresh records (cProfile inflates call-heavy code: confirm a finding with the timings).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import math
+import pstats
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -73,10 +76,21 @@ def _best(
     return best, result
 
 
+def _profile(fn: Callable[[], Any], setup: Callable[[], object]) -> None:
+    """Print the top functions of one run of ``fn`` by own and by cumulative time."""
+    setup()
+    profiler = cProfile.Profile()
+    profiler.runcall(fn)
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("cumulative").print_stats(30)
+
+
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear script
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="cProfile the mapping stage")
     ns = parser.parse_args(argv)
     bodies, run_bodies = _bodies(ns.steps)
     n = len(bodies)
@@ -131,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         return out
 
     t_map, units = _best(mapping, ns.repeat, setup=fresh)
+    if ns.profile:
+        _profile(mapping, setup=fresh)
     n_spans = sum(len(u) for u in units)
 
     class _U:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from typing import Literal
 
 ID_SCHEME = "v1"
@@ -41,6 +42,7 @@ def _nonzero(value: int, label: str) -> int:
     return value or int.from_bytes(_digest(label + "/nz")[:8], "big") or 1
 
 
+@lru_cache(maxsize=4096)  # pure; every step of a run and the run itself ask for it
 def trace_id_from_letta_id(letta_id: str) -> int:
     """The trace id of a run (or of a run-less step)."""
     match = _UUID_ID.match(letta_id.lower())
@@ -51,8 +53,14 @@ def trace_id_from_letta_id(letta_id: str) -> int:
     return _nonzero(int.from_bytes(_digest(f"trace/{letta_id}")[:16], "big"), letta_id)
 
 
+_PREFIX = f"letta-otel/{ID_SCHEME}/"
+_sha256 = hashlib.sha256
+
+
 def span_id(kind: SpanKindKey, key: str) -> int:
-    return _nonzero(int.from_bytes(_digest(f"{kind}/{key}")[:8], "big"), f"{kind}/{key}")
+    # _digest inlined, _nonzero only when needed: three or more ids per step.
+    value = int.from_bytes(_sha256(f"{_PREFIX}{kind}/{key}".encode()).digest()[:8], "big")
+    return value or _nonzero(value, f"{kind}/{key}")
 
 
 def parse_letta_trace_id(value: str | None) -> int | None:

@@ -405,11 +405,11 @@ def _redact_errors(span: ReadableSpan, w: _Work, redactor: Redactor) -> Readable
         for key in _ERROR_TEXT_KEYS & attrs.keys():
             value = attrs[key]
             if isinstance(value, str):
-                attrs[key], n = redactor.text(value)
+                attrs[key], n = redactor.error_text(value)
                 w.redactions += n
     description = span.status.description
     if description:
-        clean, n = redactor.text(description)
+        clean, n = redactor.error_text(description)
         if n:
             w.redactions += n
             return replace_span(span, status=Status(span.status.status_code, clean))
@@ -444,8 +444,12 @@ def finalize(
     redactor: Redactor,
 ) -> ReadableSpan:
     """Apply redaction of error texts and every per-span limit (see the module doc)."""
-    if captured is None and not _needs_work(span, limits):
-        return span  # the common case with capture off: nothing to do, nothing copied
+    if captured is None:
+        if not _needs_work(span, limits):
+            return span  # the common case with capture off: nothing to do, nothing copied
+        plain = _finalize_plain(span, limits, redactor)
+        if plain is not None:
+            return plain
     events = [(e.name, dict(e.attributes or {}), e.timestamp) for e in span.events]
     event_index = None
     if captured is not None and captured.event_name:
@@ -474,6 +478,60 @@ def finalize(
     result = _build(span, w)
     if estimate_span_bytes(result) > limits.max_span_bytes:
         result = _fit_span(span, w, limits)
+    return result
+
+
+def _within(attrs: Mapping[str, Any], limit: int) -> bool:
+    """Whether :func:`_cap_strings` would leave every value whole (a cheap sufficient test:
+    a string of n characters takes at most 4n bytes)."""
+    for value in attrs.values():
+        if isinstance(value, str):
+            if len(value) * 4 > limit:
+                return False
+        elif isinstance(value, tuple | list) and value and any(isinstance(v, str) for v in value):
+            share = max((limit - 2 - 3 * len(value)) // len(value), 1)
+            if not all(_within({"": v}, share) for v in value):
+                return False
+    return True
+
+
+def _finalize_plain(span: ReadableSpan, limits: Limits, redactor: Redactor) -> ReadableSpan | None:
+    """What :func:`finalize` gives a span without captured content when no limit acts
+    (error texts redacted, ``letta_otel.redactions`` if any were), built once without
+    the general path's working copies; None when a limit could act.
+    """
+    attrs = span.attributes or {}
+    limit = limits.max_attribute_bytes
+    if any(k in attrs for k in MARKER_ATTRIBUTES):
+        return None
+    redactions = 0
+    events = []
+    for event in span.events:
+        event_attrs = dict(event.attributes or {})
+        for key in _ERROR_TEXT_KEYS & event_attrs.keys():
+            value = event_attrs[key]
+            if isinstance(value, str):
+                event_attrs[key], n = redactor.error_text(value)
+                redactions += n
+        if len(event_attrs) > limits.max_attributes or not _within(event_attrs, limit):
+            return None
+        events.append(Event(event.name, clean_attrs(event_attrs), event.timestamp))
+    if len(attrs) + bool(redactions) > limits.max_attributes:
+        return None
+    if not _within({k: v for k, v in attrs.items() if k not in _IDENTIFIERS}, limit):
+        return None
+    status = span.status
+    if status.description:
+        clean, n = redactor.error_text(status.description)
+        if n:
+            redactions += n
+            status = Status(status.status_code, clean)
+    new_attrs = dict(attrs)
+    if redactions:
+        new_attrs[REDACTIONS] = redactions
+    result = replace_span(span, attributes=clean_attrs(new_attrs), events=events, status=status)
+    if estimate_span_bytes(result) > limits.max_span_bytes:
+        return None
     return result
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -144,8 +144,9 @@ def _loads(text: str) -> dict[str, Any]:
         return {}
 
 
-@dataclass(frozen=True)
-class RequestParams:
+# NamedTuples, not frozen dataclasses: as immutable, and built several times faster
+# (a frozen dataclass sets each field through object.__setattr__); one per chat span.
+class RequestParams(NamedTuple):
     temperature: float | None = None
     max_tokens: int | None = None
     top_p: float | None = None
@@ -194,15 +195,22 @@ def request_params(
 
 
 def _first_num(*values: Any) -> float | None:
-    return next((n for n in map(_num, values) if n is not None), None)
+    for value in values:
+        if value is not None:  # most are missing keys: no call for them
+            number = _num(value)
+            if number is not None:
+                return number
+    return None
 
 
 def _first_int(*values: Any) -> int | None:
-    return next((n for n in map(_int, values) if n is not None), None)
+    for value in values:
+        if value is not None and type(value) is not bool and isinstance(value, int):
+            return value  # as _int, inline
+    return None
 
 
-@dataclass(frozen=True)
-class Usage:
+class Usage(NamedTuple):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_read: int | None = None

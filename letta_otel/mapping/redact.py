@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -285,11 +285,40 @@ def compile_patterns(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
     return tuple(compiled)
 
 
+# Error texts worth remembering: a status message or a (cut) stack trace, not content.
+_RECENT_ENTRIES = 128
+_RECENT_MAX_CHARS = 16 * 1024
+
+
 @dataclass(frozen=True)
 class Redactor:
     """Built-in patterns plus ``patterns`` (user regexes, whole match replaced)."""
 
     patterns: Sequence[re.Pattern[str]] = ()
+    # Results of error_text: redaction is pure, and error texts repeat (see there).
+    _recent: dict[str, tuple[str, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def error_text(self, text: str) -> tuple[str, int]:
+        """:meth:`text`, remembered for the last few error texts.
+
+        A failed step's message is its status, its exception event's message and its
+        chat span's status; a failing provider fails many steps with the same message
+        and stack trace. Redacting a 3 KB stack trace costs about 0.1 ms; looking it up
+        costs hashing it. Bounded: at most ``_RECENT_ENTRIES`` texts of at most
+        ``_RECENT_MAX_CHARS`` characters each, the oldest forgotten first.
+        """
+        recent = self._recent
+        found = recent.get(text)
+        if found is not None:
+            return found
+        result = self.text(text)
+        if len(text) <= _RECENT_MAX_CHARS:
+            if len(recent) >= _RECENT_ENTRIES:
+                recent.pop(next(iter(recent), text), None)
+            recent[text] = result
+        return result
 
     def text(self, text: str) -> tuple[str, int]:
         """``text`` with every secret replaced, and how many were replaced.

@@ -7,6 +7,7 @@ this project's public contract: operators query and alert on them.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Final
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _g
@@ -132,6 +133,7 @@ _PROVIDER_NAMES: Final[dict[str, str]] = {
 }
 
 
+@lru_cache(maxsize=256)  # a few provider names, looked up for every chat span and step
 def genai_provider_name(letta_provider: str | None) -> str | None:
     """Map Letta's provider type to the semconv well-known value."""
     if not letta_provider:

@@ -12,8 +12,9 @@ No I/O happens here: the same records always give the same spans, byte for byte.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -27,7 +28,13 @@ from letta_otel.letta.models import ErrorData, Message, Run, Step
 from letta_otel.mapping import ids, provider
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.capture import DEFAULT_POLICY, ContentPolicy, capture_llm, capture_tool
-from letta_otel.mapping.clean import INT64_MAX, clean_attrs, clean_text, cut_text
+from letta_otel.mapping.clean import (
+    INT64_MAX,
+    clean_attrs,
+    clean_attrs_sized,
+    clean_text,
+    cut_text,
+)
 from letta_otel.mapping.limits import Captured, finalize
 from letta_otel.mapping.records import RunRecord, StepRecord
 from letta_otel.mapping.timing import Window, run_window, step_timing
@@ -37,6 +44,7 @@ MAX_STACKTRACE_BYTES = 8192
 MAX_STATUS_MESSAGE_BYTES = 1024
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_UNSET = Status(StatusCode.UNSET)  # immutable: one shared by every span without an error
 
 
 @dataclass(frozen=True)
@@ -59,11 +67,12 @@ Attrs = dict[str, AttributeValue]
 
 def _put(attrs: Attrs, key: str, value: AttributeValue | None) -> None:
     """Set an attribute unless the value is missing (None, empty string or list)."""
-    if value is None or value == "" or (isinstance(value, tuple | list) and not value):
-        return
-    attrs[key] = value
+    # Most values are truthy: one test decides (about 20 calls per span).
+    if value or (value is not None and not isinstance(value, str | tuple | list)):
+        attrs[key] = value
 
 
+@lru_cache(maxsize=256)  # a deployment has a handful of endpoints; urlsplit is not cheap
 def endpoint_address(url: str | None) -> tuple[str, int | None] | None:
     """``server.address``/``server.port`` of a model endpoint or base URL."""
     if not url:
@@ -100,35 +109,48 @@ def _make_span(
     name: str,
     trace_id: int,
     span_id: int,
-    parent_id: int | None,
+    parent: SpanContext | None,
     kind: SpanKind,
     window: Window,
     attributes: Attrs,
     status: Status,
-    events: Iterable[Event] = (),
+    events: Sequence[Event] = (),
     captured: Captured | None = None,
 ) -> ReadableSpan:
-    parent = SpanContext(trace_id, parent_id, False, _SAMPLED) if parent_id else None
     start = _clamp_time(window.start_ns)
     if status.description:
         status = Status(status.status_code, clean_text(status.description))
+    policy = ctx.policy
+    limits = policy.limits
+    # Cleaning also says whether a string is long enough for the byte limit to cut it.
+    attrs, long = clean_attrs_sized(attributes, limits.max_attribute_bytes // 4)
+    span_events = (
+        tuple(Event(e.name, clean_attrs(e.attributes), _clamp_time(e.timestamp)) for e in events)
+        if events
+        else ()
+    )
     span = ReadableSpan(
         name=clean_text(name),
         context=SpanContext(trace_id, span_id, False, _SAMPLED),
         parent=parent,
         resource=ctx.resource,
-        attributes=clean_attrs(attributes),
-        events=tuple(
-            Event(e.name, clean_attrs(e.attributes), _clamp_time(e.timestamp)) for e in events
-        ),
+        attributes=attrs,
+        events=span_events,
         kind=kind,
         status=status,
         start_time=start,
         end_time=max(_clamp_time(window.end_ns), start),
         instrumentation_scope=ctx.scope,
     )
-    policy = ctx.policy
-    return finalize(span, captured, policy.limits, policy.redactor)
+    if (
+        captured is None
+        and not long
+        and not span_events
+        and not status.description
+        and len(attrs) <= limits.max_attributes
+    ):
+        return span  # what finalize would return: nothing to redact, cut or drop
+    return finalize(span, captured, limits, policy.redactor)
 
 
 # --- step -------------------------------------------------------------------------
@@ -140,7 +162,11 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
     tools = _tool_calls(record)
     timing = step_timing(record, len(tools))
     step_span_id = ids.span_id("step", step.id)
-    parent_id = ids.span_id("run", step.run_id) if step.run_id else None
+    run_parent = (
+        SpanContext(trace_id, ids.span_id("run", step.run_id), False, _SAMPLED)
+        if step.run_id
+        else None
+    )
 
     spans = [
         _make_span(
@@ -148,7 +174,7 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
             name=STEP_SPAN_NAME,
             trace_id=trace_id,
             span_id=step_span_id,
-            parent_id=parent_id,
+            parent=run_parent,
             kind=SpanKind.INTERNAL,
             window=timing.step,
             attributes=_step_attributes(record, timing.source),
@@ -156,6 +182,7 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
             events=_exception_events(step.error_type, step.error_data, timing.step.end_ns),
         )
     ]
+    step_context = spans[0].context  # the children's parent: the same value, built once
     policy = ctx.policy
     if timing.llm is not None or record.trace is not None:
         llm_attributes = _llm_attributes(record)
@@ -165,7 +192,7 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
                 name=f"{sc.OP_CHAT} {_request_model(record)}".rstrip(),
                 trace_id=trace_id,
                 span_id=ids.span_id("llm", step.id),
-                parent_id=step_span_id,
+                parent=step_context,
                 kind=SpanKind.CLIENT,
                 window=timing.llm or timing.step,
                 attributes=llm_attributes,
@@ -180,13 +207,13 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
                 name=f"{sc.OP_EXECUTE_TOOL} {name}" if name else sc.OP_EXECUTE_TOOL,
                 trace_id=trace_id,
                 span_id=ids.span_id("tool", f"{step.id}/{call_id}"),
-                parent_id=step_span_id,
+                parent=step_context,
                 kind=SpanKind.INTERNAL,
                 window=window,
                 attributes=_tool_attributes(record, call_id, name, status),
                 status=Status(StatusCode.ERROR, f"tool {name} failed")
                 if status == "error"
-                else Status(StatusCode.UNSET),
+                else _UNSET,
                 captured=capture_tool(record, call_id, status, policy) if policy.on_spans else None,
             )
         )
@@ -241,7 +268,7 @@ def _step_status(record: StepRecord) -> Status:
     step = record.step
     if step.status != "failed":
         # Success is left UNSET (semconv); cancelled and incomplete are not errors.
-        return Status(StatusCode.UNSET)
+        return _UNSET
     message = (step.error_data.message if step.error_data else None) or step.stop_reason or ""
     return Status(StatusCode.ERROR, cut_text(message, MAX_STATUS_MESSAGE_BYTES))
 
@@ -296,7 +323,7 @@ def _compute_llm_attributes(record: StepRecord) -> Attrs:
     _put(attrs, sc.RESPONSE_MODEL, provider.response_model(response))
     _put(attrs, sc.RESPONSE_ID, provider.response_id(response))
     _put(attrs, sc.RESPONSE_FINISH_REASONS, provider.finish_reasons(response))
-    _put_usage(attrs, step, provider.response_usage(response))
+    _put_usage(attrs, step, response)
     _put_request_params(attrs, provider.request_params(request, config))
     _put(attrs, sc.CONVERSATION_ID, _conversation_id(record.run, step.agent_id))
     endpoint = step.model_endpoint or config.get("model_endpoint")
@@ -328,37 +355,37 @@ def _detail(details: Mapping[str, Any] | None, *keys: str) -> int | None:
     return None
 
 
-def _put_usage(attrs: Attrs, step: Step, fallback: provider.Usage) -> None:
+def _put_usage(attrs: Attrs, step: Step, response: dict[str, Any] | None) -> None:
     # The step's own counters are Letta's normalised view (Anthropic prompt_tokens
     # already include cache reads/writes, as gen_ai.usage.input_tokens requires).
     pd, cd = step.prompt_tokens_details, step.completion_tokens_details
-    values = (
-        (sc.USAGE_INPUT_TOKENS, step.prompt_tokens, fallback.input_tokens),
-        (sc.USAGE_OUTPUT_TOKENS, step.completion_tokens, fallback.output_tokens),
-        (
-            sc.USAGE_CACHE_READ_INPUT_TOKENS,
-            step.cached_input_tokens
-            if step.cached_input_tokens is not None
-            else _detail(pd, "cache_read_tokens", "cached_tokens"),
-            fallback.cache_read,
-        ),
-        (
-            sc.USAGE_CACHE_CREATION_INPUT_TOKENS,
-            step.cache_write_tokens
-            if step.cache_write_tokens is not None
-            else _detail(pd, "cache_creation_tokens"),
-            fallback.cache_creation,
-        ),
-        (
-            sc.USAGE_REASONING_OUTPUT_TOKENS,
-            step.reasoning_tokens
-            if step.reasoning_tokens is not None
-            else _detail(cd, "reasoning_tokens"),
-            fallback.reasoning,
-        ),
+    own = (
+        step.prompt_tokens,
+        step.completion_tokens,
+        step.cached_input_tokens
+        if step.cached_input_tokens is not None
+        else _detail(pd, "cache_read_tokens", "cached_tokens"),
+        step.cache_write_tokens
+        if step.cache_write_tokens is not None
+        else _detail(pd, "cache_creation_tokens"),
+        step.reasoning_tokens
+        if step.reasoning_tokens is not None
+        else _detail(cd, "reasoning_tokens"),
     )
-    for key, own, payload in values:
-        _put(attrs, key, own if own is not None else payload)
+    # The payload is read only when the step lacks a counter (usually it has them all).
+    fallback = provider.response_usage(response) if None in own else _NO_USAGE
+    for key, value, payload in zip(_USAGE_KEYS, own, fallback, strict=True):
+        _put(attrs, key, value if value is not None else payload)
+
+
+_USAGE_KEYS = (
+    sc.USAGE_INPUT_TOKENS,
+    sc.USAGE_OUTPUT_TOKENS,
+    sc.USAGE_CACHE_READ_INPUT_TOKENS,
+    sc.USAGE_CACHE_CREATION_INPUT_TOKENS,
+    sc.USAGE_REASONING_OUTPUT_TOKENS,
+)
+_NO_USAGE = provider.Usage()
 
 
 def _put_request_params(attrs: Attrs, params: provider.RequestParams) -> None:
@@ -402,7 +429,7 @@ def _llm_status(record: StepRecord) -> Status:
     if _llm_error_type(record):
         message = record.step.error_data.message if record.step.error_data else None
         return Status(StatusCode.ERROR, cut_text(message or "", MAX_STATUS_MESSAGE_BYTES))
-    return Status(StatusCode.UNSET)
+    return _UNSET
 
 
 # --- tools --------------------------------------------------------------------------
@@ -486,7 +513,7 @@ def map_run(record: RunRecord, ctx: MappingContext, trace_id: int) -> ReadableSp
     _put(attrs, sc.LETTA_TIMING_SOURCE, source)
     _put_server(attrs, ctx.letta_server)
 
-    status, events = Status(StatusCode.UNSET), []
+    status, events = _UNSET, []
     if run.status == "failed":
         error_type, error = _run_error(run)
         attrs[sc.ERROR_TYPE] = error_type
@@ -497,7 +524,7 @@ def map_run(record: RunRecord, ctx: MappingContext, trace_id: int) -> ReadableSp
         name=f"{sc.OP_INVOKE_AGENT} {name}" if name else sc.OP_INVOKE_AGENT,
         trace_id=trace_id,
         span_id=ids.span_id("run", run.id),
-        parent_id=None,
+        parent=None,
         kind=SpanKind.CLIENT,
         window=window,
         attributes=attrs,
