@@ -146,6 +146,8 @@ class Bridge:
         self._steps_in_flight = max(4, 2 * enricher.max_in_flight)
         self._slice_edge_run: str | None = None
         self._slice_edge: datetime | None = None
+        self._pending_timeout_ns = _ns(options.pending_timeout)
+        self._enrich_grace_ns = _ns(options.enrich_grace)
 
     async def cycle(
         self, *, once: bool = False, should_stop: Callable[[], bool] = lambda: False
@@ -308,7 +310,7 @@ class Bridge:
                     self._state.forget(step_ids=[entry.step_id])
                     return None
             age_ns = now_ns - entry.first_seen_ns
-            incomplete = not step.is_terminal and age_ns >= _ns(self._options.pending_timeout)
+            incomplete = not step.is_terminal and age_ns >= self._pending_timeout_ns
             if not step.is_terminal and not incomplete:
                 report.waiting += 1
                 return None
@@ -317,7 +319,7 @@ class Bridge:
                 parts.trace is None
                 and step.is_terminal
                 and not once
-                and age_ns < _ns(self._options.enrich_grace)
+                and age_ns < self._enrich_grace_ns
             ):
                 report.waiting += 1  # the trace is usually written moments later
                 return None

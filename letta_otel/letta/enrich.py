@@ -82,8 +82,13 @@ class Enricher:
         self._prefetch: asyncio.Future[None] | None = None
 
     async def _limited(self, call: Awaitable[T]) -> T:
-        async with self._limit:
+        limit = self._limit
+        if not limit.try_acquire():  # a free slot is taken without a coroutine call
+            await limit.acquire()
+        try:
             return await call
+        finally:
+            limit.release()
 
     def drain_invalid(self) -> list[InvalidRecord]:
         """Records Letta listed in a shape we cannot use, since the last call."""
