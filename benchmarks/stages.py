@@ -27,7 +27,7 @@ from benchmarks._servers import STEPS_PER_ROUND, TRACED_SCENARIOS
 from letta_otel.daemon import build_context
 from letta_otel.export.budget import estimate_unit_bytes
 from letta_otel.export.encode import encode_request
-from letta_otel.letta.client import lean_trace_json
+from letta_otel.letta.client import lean_trace_fields
 from letta_otel.letta.enrich import StepParts, needs_messages
 from letta_otel.letta.models import Message, ProviderTrace, Run, Step, StepMetrics
 from letta_otel.mapping import ids
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         records = []
         for b in bodies:
             step = Step.model_validate(orjson.loads(b["step"]))
-            trace_doc = lean_trace_json(b["trace"])  # as the daemon, content capture off
+            trace_doc = lean_trace_fields(b["trace"])  # as the daemon, content capture off
             trace = ProviderTrace.model_validate(trace_doc) if trace_doc else None
             metrics = StepMetrics.model_validate(orjson.loads(b["metrics"]))
             parts = StepParts(trace, metrics, ())

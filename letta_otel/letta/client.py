@@ -153,7 +153,7 @@ class LettaClient:
         """The step's provider trace; 200 with ``null`` until the background writer
         stores it (or never). ``lean``: without the request's long values (the prompt),
         for when content is not captured (see :func:`lean_trace_json`)."""
-        decode = lean_trace_json if lean else orjson.loads
+        decode = lean_trace_fields if lean else orjson.loads
         return await self._get_model(f"/v1/steps/{step_id}/trace", ProviderTrace, decode)
 
     async def get_metrics(self, step_id: str) -> StepMetrics | None:
@@ -282,6 +282,66 @@ class LettaClient:
 
 
 _OBJECT_OF_RAW = msgspec.json.Decoder(dict[str, msgspec.Raw] | None)
+_ABSENT = msgspec.Raw(b"")
+
+
+class _LeanTrace(msgspec.Struct):
+    """The fields of a trace document a :class:`ProviderTrace` reads, found in one pass.
+
+    Strings are decoded here (msgspec and orjson agree on every string both accept,
+    and reject the same ones); anything else stays raw for orjson. A value of another
+    type fails msgspec's validation and the document takes the general path.
+    """
+
+    request_json: dict[str, msgspec.Raw] | None = None
+    response_json: msgspec.Raw = _ABSENT
+    llm_config: msgspec.Raw = _ABSENT
+    latency_ms: msgspec.Raw = _ABSENT
+    id: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    step_id: str | None = None
+    run_id: str | None = None
+    agent_id: str | None = None
+    agent_tags: list[str] | None = None
+    call_type: str | None = None
+    source: str | None = None
+
+
+_LEAN_TRACE = msgspec.json.Decoder(_LeanTrace)
+_LEAN_RAW_FIELDS = tuple(
+    (name, orjson.dumps(name) + b":") for name in _LeanTrace.__struct_fields__[1:4]
+)
+_LEAN_DECODED_FIELDS = _LeanTrace.__struct_fields__[4:]
+
+
+def lean_trace_fields(body: bytes) -> Any:
+    """What ``ProviderTrace.model_validate(lean_trace_json(body))`` reads, in one scan.
+
+    :func:`lean_trace_json` scans a trace twice (the document, then its request) and
+    keeps every top-level key; this finds the model's fields and the request's values
+    in one msgspec pass and skips the rest. The raw values kept are parsed by orjson
+    together, as in the full parse. A null field is left out, as the model reads an
+    absent one the same way. Whatever this pass will not take (a null document, a
+    field of another type, malformed JSON) goes to :func:`lean_trace_json`. As there,
+    what is skipped unread (other keys, long request values) is not checked for UTF-8.
+    """
+    try:
+        doc = _LEAN_TRACE.decode(body)
+    except ValueError:  # msgspec's DecodeError, ValidationError and UnicodeDecodeError
+        return lean_trace_json(body)
+    parts = [key + bytes(raw) for name, key in _LEAN_RAW_FIELDS if (raw := getattr(doc, name))]
+    request = doc.request_json
+    if request is not None:
+        parts.append(
+            b'"request_json":'
+            + _object((k, v) for k, v in request.items() if len(v) <= LEAN_REQUEST_VALUE_BYTES)
+        )
+    fields: dict[str, Any] = orjson.loads(b"{" + b",".join(parts) + b"}")
+    for name in _LEAN_DECODED_FIELDS:
+        if (value := getattr(doc, name)) is not None:
+            fields[name] = value
+    return fields
 
 
 def lean_trace_json(body: bytes) -> Any:
@@ -305,7 +365,8 @@ def lean_trace_json(body: bytes) -> Any:
                 top["request_json"] = _object(
                     (k, v) for k, v in request.items() if len(v) <= LEAN_REQUEST_VALUE_BYTES
                 )
-    except msgspec.DecodeError:  # its ValidationError (another shape) included
+    except ValueError:  # msgspec's DecodeError (and ValidationError: another shape), or
+        # UnicodeDecodeError (a key that is not UTF-8): the full parse reports it
         return orjson.loads(body)
     return orjson.loads(_object(top.items()))
 
