@@ -22,7 +22,15 @@ from pydantic import BaseModel, ValidationError
 
 from letta_otel import __version__
 from letta_otel.letta.http import HttpError, HttpTransport, RawResponse, build_transport
-from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
+from letta_otel.letta.models import (
+    FROM_JSON,
+    Agent,
+    Message,
+    ProviderTrace,
+    Run,
+    Step,
+    StepMetrics,
+)
 from letta_otel.letta.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -204,7 +212,7 @@ class LettaClient:
         if body is None:
             return None
         try:
-            return model.model_validate(body)
+            return model.model_validate(body, context=FROM_JSON)
         except ValidationError as exc:
             raise LettaError(
                 f"GET {path}: response does not look like a {model.__name__}: "
@@ -222,7 +230,7 @@ class LettaClient:
             if isinstance(raw_id, str):
                 ids.append(raw_id)
             try:
-                items.append(model.model_validate(raw))
+                items.append(model.model_validate(raw, context=FROM_JSON))
             except ValidationError as exc:
                 invalid = InvalidRecord(
                     kind, raw_id if isinstance(raw_id, str) else None, _short_validation(exc)

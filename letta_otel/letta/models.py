@@ -10,7 +10,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 
 STEP_TERMINAL_STATUSES = frozenset({"success", "failed", "cancelled"})
 RUN_TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "expired"})
@@ -38,6 +46,22 @@ def _null_to_empty(value: Any) -> Any:
 
 
 StrList = Annotated[list[str], BeforeValidator(_null_to_empty)]
+
+# The validation context of documents freshly decoded from JSON (``model_validate(doc,
+# context=FROM_JSON)``): their objects' keys are strings and nobody else holds them.
+FROM_JSON: Any = {"from_json": True}
+
+
+def _json_object(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+    """A JSON document's object is kept as it is; pydantic would copy it key by key
+    (half of a lean trace's validation). Any other input is validated as usual."""
+    if info.context is FROM_JSON and type(value) is dict:
+        return value
+    return handler(value)
+
+
+# ``dict[str, Any]`` (checked and copied as ever, except for a JSON document's objects).
+JsonObject = Annotated[dict[str, Any], WrapValidator(_json_object)]
 
 
 class _LettaModel(BaseModel):
@@ -71,8 +95,8 @@ class Step(_LettaModel):
     cached_input_tokens: int | None = None
     cache_write_tokens: int | None = None
     reasoning_tokens: int | None = None
-    prompt_tokens_details: dict[str, Any] | None = None
-    completion_tokens_details: dict[str, Any] | None = None
+    prompt_tokens_details: JsonObject | None = None
+    completion_tokens_details: JsonObject | None = None
     stop_reason: str | None = None
     trace_id: str | None = None
     request_id: str | None = None
@@ -100,9 +124,9 @@ class ProviderTrace(_LettaModel):
     call_type: str | None = None
     source: str | None = None
     latency_ms: float | None = None
-    request_json: dict[str, Any] | None = None
-    response_json: dict[str, Any] | None = None
-    llm_config: dict[str, Any] | None = None
+    request_json: JsonObject | None = None
+    response_json: JsonObject | None = None
+    llm_config: JsonObject | None = None
 
 
 class StepMetrics(_LettaModel):
@@ -159,7 +183,7 @@ class Run(_LettaModel):
     created_at: UtcDatetime | None = None
     completed_at: UtcDatetime | None = None
     background: bool | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     stop_reason: str | None = None
     ttft_ns: int | None = None
     total_duration_ns: int | None = None
