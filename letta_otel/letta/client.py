@@ -317,9 +317,7 @@ class _LeanTrace(msgspec.Struct):
 
 
 _LEAN_TRACE = msgspec.json.Decoder(_LeanTrace)
-_LEAN_RAW_FIELDS = tuple(
-    (name, orjson.dumps(name) + b":") for name in _LeanTrace.__struct_fields__[1:4]
-)
+_LEAN_RAW_FIELDS = _LeanTrace.__struct_fields__[1:4]
 _LEAN_DECODED_FIELDS = _LeanTrace.__struct_fields__[4:]
 
 
@@ -328,24 +326,30 @@ def lean_trace_fields(body: bytes) -> Any:
 
     :func:`lean_trace_json` scans a trace twice (the document, then its request) and
     keeps every top-level key; this finds the model's fields and the request's values
-    in one msgspec pass and skips the rest. The raw values kept are parsed by orjson
-    together, as in the full parse. A null field is left out, as the model reads an
-    absent one the same way. Whatever this pass will not take (a null document, a
-    field of another type, malformed JSON) goes to :func:`lean_trace_json`. As there,
-    what is skipped unread (other keys, long request values) is not checked for UTF-8.
+    in one msgspec pass and skips the rest. Each raw value kept is parsed by orjson in
+    place (a memoryview: no copy), as in the full parse. A null field is left out, as
+    the model reads an absent one the same way. Whatever this pass will not take (a
+    null document, a field of another type, malformed JSON) goes to
+    :func:`lean_trace_json`. As there, what is skipped unread (other keys, long request
+    values) is only checked for JSON syntax: not for UTF-8, nor for numbers orjson
+    would refuse (beyond the float range), which then no longer fail the trace.
     """
     try:
         doc = _LEAN_TRACE.decode(body)
     except ValueError:  # msgspec's DecodeError, ValidationError and UnicodeDecodeError
         return lean_trace_json(body)
-    parts = [key + bytes(raw) for name, key in _LEAN_RAW_FIELDS if (raw := getattr(doc, name))]
+    loads = orjson.loads
+    fields: dict[str, Any] = {}
+    for name in _LEAN_RAW_FIELDS:
+        if raw := getattr(doc, name):
+            fields[name] = loads(memoryview(raw))
     request = doc.request_json
     if request is not None:
-        parts.append(
-            b'"request_json":'
-            + _object((k, v) for k, v in request.items() if len(v) <= LEAN_REQUEST_VALUE_BYTES)
-        )
-    fields: dict[str, Any] = orjson.loads(b"{" + b",".join(parts) + b"}")
+        fields["request_json"] = {
+            k: loads(memoryview(v))
+            for k, v in request.items()
+            if len(v) <= LEAN_REQUEST_VALUE_BYTES
+        }
     for name in _LEAN_DECODED_FIELDS:
         if (value := getattr(doc, name)) is not None:
             fields[name] = value

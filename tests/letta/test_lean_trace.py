@@ -156,6 +156,7 @@ def test_fields_give_the_same_trace_on_every_sample(path: Path, body: bytes) -> 
         b'{"id": "x", "response_json": {"n": 123456789012345678901234567890}}',
         b'{"id": "\\ud800"}',
         b'{"id": "x", "llm_config": {"a": 1e400}}',
+        b'{"id": "x", "request_json": {"a": 1e400}}',
         b'{"id": "x"',
         b"",
     ],
@@ -168,4 +169,12 @@ def test_fields_give_the_same_trace_on_odd_documents(body: bytes) -> None:
 @given(raw=st.sampled_from(TRACE_SAMPLES).flatmap(lambda sample: mutated(sample, 6)))
 def test_fields_give_the_same_trace_on_mutated_samples(raw: Any) -> None:
     body = json.dumps(raw).encode()  # orjson.dumps refuses integers beyond 64 bits
-    assert _outcome(lean_trace_fields, body) == _outcome(lean_trace_json, body)
+    found, lean = _outcome(lean_trace_fields, body), _outcome(lean_trace_json, body)
+    if lean != "JSONDecodeError":
+        assert found == lean
+    else:
+        # Keys the model does not read are skipped unparsed (unless the document takes
+        # the general path): a value there that orjson rejects (a number beyond the
+        # float range, say) need not sink the trace.
+        read = {k: v for k, v in raw.items() if k in ProviderTrace.model_fields}
+        assert found in (lean, _outcome(lean_trace_json, json.dumps(read).encode()))
