@@ -27,7 +27,7 @@ from benchmarks._servers import STEPS_PER_ROUND, TRACED_SCENARIOS
 from letta_otel.daemon import build_context
 from letta_otel.export.budget import estimate_unit_bytes
 from letta_otel.export.encode import encode_request
-from letta_otel.letta.client import lean_trace_fields
+from letta_otel.letta.client import lean_trace_fields, parse_list
 from letta_otel.letta.enrich import StepParts, needs_messages
 from letta_otel.letta.models import FROM_JSON, Message, ProviderTrace, Run, Step, StepMetrics
 from letta_otel.mapping import ids
@@ -95,10 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             parts = StepParts(trace, metrics, ())
             messages: tuple[Message, ...] = ()
             if needs_messages(parts):
-                messages = tuple(
-                    Message.model_validate(m, context=FROM_JSON)
-                    for m in orjson.loads(b["messages"])
-                )
+                messages = tuple(parse_list(orjson.loads(b["messages"]), Message, "message")[0])
             records.append(StepRecord(step=step, trace=trace, metrics=metrics, messages=messages))
         return records
 

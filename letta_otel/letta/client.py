@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import msgspec
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from letta_otel import __version__
 from letta_otel.letta.http import HttpError, HttpTransport, RawResponse, build_transport
@@ -221,24 +221,12 @@ class LettaClient:
             ) from None
 
     def _parse_list(self, body: Any, model: type[M], kind: str) -> tuple[list[M], list[str]]:
-        if not isinstance(body, list):
-            raise LettaError(f"expected a JSON list of {kind}s, got {type(body).__name__}")
-        items: list[M] = []
-        ids: list[str] = []
-        for raw in body:
-            raw_id = raw.get("id") if isinstance(raw, dict) else None
-            if isinstance(raw_id, str):
-                ids.append(raw_id)
-            try:
-                items.append(model.model_validate(raw, context=FROM_JSON))
-            except ValidationError as exc:
-                invalid = InvalidRecord(
-                    kind, raw_id if isinstance(raw_id, str) else None, _short_validation(exc)
-                )
-                self.invalid_records.append(invalid)
-                log.warning(
-                    "skipping invalid %s %s from Letta: %s", kind, invalid.record_id, invalid.error
-                )
+        items, ids, invalid = parse_list(body, model, kind)
+        for record in invalid:
+            self.invalid_records.append(record)
+            log.warning(
+                "skipping invalid %s %s from Letta: %s", kind, record.record_id, record.error
+            )
         return items, ids
 
     async def _get_json(
@@ -319,6 +307,43 @@ class _LeanTrace(msgspec.Struct):
 _LEAN_TRACE = msgspec.json.Decoder(_LeanTrace)
 _LEAN_RAW_FIELDS = _LeanTrace.__struct_fields__[1:4]
 _LEAN_DECODED_FIELDS = _LeanTrace.__struct_fields__[4:]
+
+
+_LIST_ADAPTERS: dict[type[BaseModel], TypeAdapter[list[Any]]] = {}
+
+
+def parse_list(
+    body: Any, model: type[M], kind: str
+) -> tuple[list[M], list[str], list[InvalidRecord]]:
+    """A decoded JSON list of ``kind`` records: the valid ones, every raw id (for
+    cursors) and the invalid ones (with their id and why)."""
+    if not isinstance(body, list):
+        raise LettaError(f"expected a JSON list of {kind}s, got {type(body).__name__}")
+    ids = [
+        raw_id for raw in body if isinstance(raw, dict) and isinstance(raw_id := raw.get("id"), str)
+    ]
+    adapter = _LIST_ADAPTERS.get(model)
+    if adapter is None:
+        adapter = _LIST_ADAPTERS[model] = TypeAdapter(list[model])  # type: ignore[valid-type]
+    try:
+        # One call for the whole list: most are all valid. One that is not is gone
+        # through again item by item, so that the rest is kept.
+        return adapter.validate_python(body, context=FROM_JSON), ids, []
+    except ValidationError:
+        pass
+    items: list[M] = []
+    invalid: list[InvalidRecord] = []
+    for raw in body:
+        raw_id = raw.get("id") if isinstance(raw, dict) else None
+        try:
+            items.append(model.model_validate(raw, context=FROM_JSON))
+        except ValidationError as exc:
+            invalid.append(
+                InvalidRecord(
+                    kind, raw_id if isinstance(raw_id, str) else None, _short_validation(exc)
+                )
+            )
+    return items, ids, invalid
 
 
 def lean_trace_fields(body: bytes) -> Any:
