@@ -64,6 +64,7 @@ def _json_object(value: Any, handler: ValidatorFunctionWrapHandler, info: Valida
 
 
 # ``dict[str, Any]`` (checked and copied as ever, except for a JSON document's objects).
+# Only for objects of many keys: a small one costs less to copy than the Python call.
 JsonObject = Annotated[dict[str, Any], WrapValidator(_json_object)]
 
 
@@ -98,8 +99,8 @@ class Step(_LettaModel):
     cached_input_tokens: int | None = None
     cache_write_tokens: int | None = None
     reasoning_tokens: int | None = None
-    prompt_tokens_details: JsonObject | None = None
-    completion_tokens_details: JsonObject | None = None
+    prompt_tokens_details: dict[str, Any] | None = None
+    completion_tokens_details: dict[str, Any] | None = None
     stop_reason: str | None = None
     trace_id: str | None = None
     request_id: str | None = None
@@ -186,7 +187,7 @@ class Run(_LettaModel):
     created_at: UtcDatetime | None = None
     completed_at: UtcDatetime | None = None
     background: bool | None = None
-    metadata: JsonObject | None = None
+    metadata: dict[str, Any] | None = None
     stop_reason: str | None = None
     ttft_ns: int | None = None
     total_duration_ns: int | None = None
