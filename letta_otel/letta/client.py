@@ -1,8 +1,8 @@
 """Async Letta REST client: auth, retries with backoff, typed results.
 
 Only transport concerns live here; which steps are new is ``discovery``'s job.
-List responses are validated item by item, so one bad record is reported with its
-id and skipped while the rest of the page is used.
+A list response with a bad record is validated item by item, so that record is
+reported with its id and skipped while the rest of the page is used.
 """
 
 from __future__ import annotations
