@@ -1,8 +1,8 @@
 """Async Letta REST client: auth, retries with backoff, typed results.
 
 Only transport concerns live here; which steps are new is ``discovery``'s job.
-List responses are validated item by item, so one bad record is reported with its
-id and skipped while the rest of the page is used.
+A list response with a bad record is validated item by item, so that record is
+reported with its id and skipped while the rest of the page is used.
 """
 
 from __future__ import annotations
@@ -18,11 +18,19 @@ from typing import Any, TypeVar
 
 import msgspec
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from letta_otel import __version__
 from letta_otel.letta.http import HttpError, HttpTransport, RawResponse, build_transport
-from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
+from letta_otel.letta.models import (
+    FROM_JSON,
+    Agent,
+    Message,
+    ProviderTrace,
+    Run,
+    Step,
+    StepMetrics,
+)
 from letta_otel.letta.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -153,7 +161,7 @@ class LettaClient:
         """The step's provider trace; 200 with ``null`` until the background writer
         stores it (or never). ``lean``: without the request's long values (the prompt),
         for when content is not captured (see :func:`lean_trace_json`)."""
-        decode = lean_trace_json if lean else orjson.loads
+        decode = lean_trace_fields if lean else orjson.loads
         return await self._get_model(f"/v1/steps/{step_id}/trace", ProviderTrace, decode)
 
     async def get_metrics(self, step_id: str) -> StepMetrics | None:
@@ -204,7 +212,7 @@ class LettaClient:
         if body is None:
             return None
         try:
-            return model.model_validate(body)
+            return model.model_validate(body, context=FROM_JSON)
         except ValidationError as exc:
             raise LettaError(
                 f"GET {path}: response does not look like a {model.__name__}: "
@@ -213,24 +221,12 @@ class LettaClient:
             ) from None
 
     def _parse_list(self, body: Any, model: type[M], kind: str) -> tuple[list[M], list[str]]:
-        if not isinstance(body, list):
-            raise LettaError(f"expected a JSON list of {kind}s, got {type(body).__name__}")
-        items: list[M] = []
-        ids: list[str] = []
-        for raw in body:
-            raw_id = raw.get("id") if isinstance(raw, dict) else None
-            if isinstance(raw_id, str):
-                ids.append(raw_id)
-            try:
-                items.append(model.model_validate(raw))
-            except ValidationError as exc:
-                invalid = InvalidRecord(
-                    kind, raw_id if isinstance(raw_id, str) else None, _short_validation(exc)
-                )
-                self.invalid_records.append(invalid)
-                log.warning(
-                    "skipping invalid %s %s from Letta: %s", kind, invalid.record_id, invalid.error
-                )
+        items, ids, invalid = parse_list(body, model, kind)
+        for record in invalid:
+            self.invalid_records.append(record)
+            log.warning(
+                "skipping invalid %s %s from Letta: %s", kind, record.record_id, record.error
+            )
         return items, ids
 
     async def _get_json(
@@ -282,6 +278,107 @@ class LettaClient:
 
 
 _OBJECT_OF_RAW = msgspec.json.Decoder(dict[str, msgspec.Raw] | None)
+_ABSENT = msgspec.Raw(b"")
+
+
+class _LeanTrace(msgspec.Struct):
+    """The fields of a trace document a :class:`ProviderTrace` reads, found in one pass.
+
+    Strings are decoded here (msgspec and orjson agree on every string both accept,
+    and reject the same ones); anything else stays raw for orjson. A value of another
+    type fails msgspec's validation and the document takes the general path.
+    """
+
+    request_json: dict[str, msgspec.Raw] | None = None
+    response_json: msgspec.Raw = _ABSENT
+    llm_config: msgspec.Raw = _ABSENT
+    latency_ms: msgspec.Raw = _ABSENT
+    id: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    step_id: str | None = None
+    run_id: str | None = None
+    agent_id: str | None = None
+    agent_tags: list[str] | None = None
+    call_type: str | None = None
+    source: str | None = None
+
+
+_LEAN_TRACE = msgspec.json.Decoder(_LeanTrace)
+_LEAN_RAW_FIELDS = _LeanTrace.__struct_fields__[1:4]
+_LEAN_DECODED_FIELDS = _LeanTrace.__struct_fields__[4:]
+
+
+_LIST_ADAPTERS: dict[type[BaseModel], TypeAdapter[list[Any]]] = {}
+
+
+def parse_list(
+    body: Any, model: type[M], kind: str
+) -> tuple[list[M], list[str], list[InvalidRecord]]:
+    """A decoded JSON list of ``kind`` records: the valid ones, every raw id (for
+    cursors) and the invalid ones (with their id and why)."""
+    if not isinstance(body, list):
+        raise LettaError(f"expected a JSON list of {kind}s, got {type(body).__name__}")
+    ids = [
+        raw_id for raw in body if isinstance(raw, dict) and isinstance(raw_id := raw.get("id"), str)
+    ]
+    adapter = _LIST_ADAPTERS.get(model)
+    if adapter is None:
+        adapter = _LIST_ADAPTERS[model] = TypeAdapter(list[model])  # type: ignore[valid-type]
+    try:
+        # One call for the whole list: most are all valid. One that is not is gone
+        # through again item by item, so that the rest is kept.
+        return adapter.validate_python(body, context=FROM_JSON), ids, []
+    except ValidationError:
+        pass
+    items: list[M] = []
+    invalid: list[InvalidRecord] = []
+    for raw in body:
+        raw_id = raw.get("id") if isinstance(raw, dict) else None
+        try:
+            items.append(model.model_validate(raw, context=FROM_JSON))
+        except ValidationError as exc:
+            invalid.append(
+                InvalidRecord(
+                    kind, raw_id if isinstance(raw_id, str) else None, _short_validation(exc)
+                )
+            )
+    return items, ids, invalid
+
+
+def lean_trace_fields(body: bytes) -> Any:
+    """What ``ProviderTrace.model_validate(lean_trace_json(body))`` reads, in one scan.
+
+    :func:`lean_trace_json` scans a trace twice (the document, then its request) and
+    keeps every top-level key; this finds the model's fields and the request's values
+    in one msgspec pass and skips the rest. Each raw value kept is parsed by orjson in
+    place (a memoryview: no copy), as in the full parse. A null field is left out, as
+    the model reads an absent one the same way. Whatever this pass will not take (a
+    null document, a field of another type, malformed JSON) goes to
+    :func:`lean_trace_json`. As there, what is skipped unread (other keys, long request
+    values) is only checked for JSON syntax: not for UTF-8, nor for numbers orjson
+    would refuse (beyond the float range), which then no longer fail the trace.
+    """
+    try:
+        doc = _LEAN_TRACE.decode(body)
+    except ValueError:  # msgspec's DecodeError, ValidationError and UnicodeDecodeError
+        return lean_trace_json(body)
+    loads = orjson.loads
+    fields: dict[str, Any] = {}
+    for name in _LEAN_RAW_FIELDS:
+        if raw := getattr(doc, name):
+            fields[name] = loads(memoryview(raw))
+    request = doc.request_json
+    if request is not None:
+        fields["request_json"] = {
+            k: loads(memoryview(v))
+            for k, v in request.items()
+            if len(v) <= LEAN_REQUEST_VALUE_BYTES
+        }
+    for name in _LEAN_DECODED_FIELDS:
+        if (value := getattr(doc, name)) is not None:
+            fields[name] = value
+    return fields
 
 
 def lean_trace_json(body: bytes) -> Any:
@@ -305,7 +402,8 @@ def lean_trace_json(body: bytes) -> Any:
                 top["request_json"] = _object(
                     (k, v) for k, v in request.items() if len(v) <= LEAN_REQUEST_VALUE_BYTES
                 )
-    except msgspec.DecodeError:  # its ValidationError (another shape) included
+    except ValueError:  # msgspec's DecodeError (and ValidationError: another shape), or
+        # UnicodeDecodeError (a key that is not UTF-8): the full parse reports it
         return orjson.loads(body)
     return orjson.loads(_object(top.items()))
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 
 STEP_TERMINAL_STATUSES = frozenset({"success", "failed", "cancelled"})
 RUN_TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "expired"})
@@ -24,7 +32,10 @@ def _utc(value: Any) -> Any:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             return value
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        if parsed.tzinfo:
+            return parsed
+        # The same moment as parsed.replace(tzinfo=UTC), at a quarter of its cost on 3.11.
+        return datetime.combine(parsed.date(), parsed.time(), UTC)
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
@@ -38,6 +49,23 @@ def _null_to_empty(value: Any) -> Any:
 
 
 StrList = Annotated[list[str], BeforeValidator(_null_to_empty)]
+
+# The validation context of documents freshly decoded from JSON (``model_validate(doc,
+# context=FROM_JSON)``): their objects' keys are strings and nobody else holds them.
+FROM_JSON: Any = {"from_json": True}
+
+
+def _json_object(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+    """A JSON document's object is kept as it is; pydantic would copy it key by key
+    (half of a lean trace's validation). Any other input is validated as usual."""
+    if info.context is FROM_JSON and type(value) is dict:
+        return value
+    return handler(value)
+
+
+# ``dict[str, Any]`` (checked and copied as ever, except for a JSON document's objects).
+# Only for objects of many keys: a small one costs less to copy than the Python call.
+JsonObject = Annotated[dict[str, Any], WrapValidator(_json_object)]
 
 
 class _LettaModel(BaseModel):
@@ -100,9 +128,9 @@ class ProviderTrace(_LettaModel):
     call_type: str | None = None
     source: str | None = None
     latency_ms: float | None = None
-    request_json: dict[str, Any] | None = None
-    response_json: dict[str, Any] | None = None
-    llm_config: dict[str, Any] | None = None
+    request_json: JsonObject | None = None
+    response_json: JsonObject | None = None
+    llm_config: JsonObject | None = None
 
 
 class StepMetrics(_LettaModel):

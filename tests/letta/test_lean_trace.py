@@ -4,17 +4,28 @@ may change for it (on every real sample trace and on odd documents)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from letta_otel.letta.client import LEAN_REQUEST_VALUE_BYTES, lean_trace_json
+from letta_otel.letta.client import (
+    LEAN_REQUEST_VALUE_BYTES,
+    _LeanTrace,
+    lean_trace_fields,
+    lean_trace_json,
+)
 from letta_otel.letta.models import ProviderTrace
 from letta_otel.mapping import ids
 from letta_otel.mapping.spans import map_step
 from tests.mapping.test_spans import CTX, span_dict
 from tests.samples import SAMPLES, SCENARIOS, load_scenario
+from tests.strategies import TRACE_SAMPLES, mutated
 
 TRACE_FILES = sorted((SAMPLES / "scenarios").glob("*/step*_trace.json"))
 
@@ -59,18 +70,18 @@ def test_no_span_changes_when_the_trace_is_lean(name: str) -> None:
         ]
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"null",
-        b"[1, 2]",  # not an object: the full parse hands it on, validation rejects it
-        b'{"request_json": null, "id": "x"}',
-        b'{"request_json": "text", "id": "x"}',
-        b'{"id": "x", "latency_ms": 1e400}',  # out of float range for one parser
-        b'{"id": "x", "request_json": {"seed": 123456789012345678901234567890}}',
-        b'{"id": "x", "request_json": {"model": "m", "messages": ["' + b"a" * 5000 + b'"]}}',
-    ],
-)
+ODD_DOCUMENTS = [
+    b"null",
+    b"[1, 2]",  # not an object: the full parse hands it on, validation rejects it
+    b'{"request_json": null, "id": "x"}',
+    b'{"request_json": "text", "id": "x"}',
+    b'{"id": "x", "latency_ms": 1e400}',  # out of float range for one parser
+    b'{"id": "x", "request_json": {"seed": 123456789012345678901234567890}}',
+    b'{"id": "x", "request_json": {"model": "m", "messages": ["' + b"a" * 5000 + b'"]}}',
+]
+
+
+@pytest.mark.parametrize("body", ODD_DOCUMENTS)
 def test_odd_documents_decode_as_the_full_parse_would(body: bytes) -> None:
     try:
         full = orjson.loads(body)
@@ -91,3 +102,79 @@ def test_odd_documents_decode_as_the_full_parse_would(body: bytes) -> None:
 def test_malformed_json_is_reported_as_the_full_parse_reports_it() -> None:
     with pytest.raises(orjson.JSONDecodeError):
         lean_trace_json(b'{"id": "x", "request_json": {"model": ')
+
+
+def test_a_key_that_is_not_utf8_is_reported_as_the_full_parse_reports_it() -> None:
+    # msgspec raises UnicodeDecodeError for it, which the client would not catch.
+    for body in (b'{"\xff": 1}', b'{"request_json": {"\xff": 1}}'):
+        with pytest.raises(orjson.JSONDecodeError):
+            lean_trace_json(body)
+    with pytest.raises(orjson.JSONDecodeError):
+        lean_trace_fields(b'{"request_json": {"\xff": 1}}')
+
+
+# --- lean_trace_fields: the daemon's one-pass form of the lean parse -----------------------
+
+
+def _outcome(decode: Any, body: bytes) -> Any:
+    """The ProviderTrace (or None) a decoder's output validates to, or how it fails."""
+    try:
+        doc = decode(body)
+    except orjson.JSONDecodeError:
+        return "JSONDecodeError"
+    if doc is None:
+        return None
+    try:
+        return ProviderTrace.model_validate(doc)
+    except ValidationError as exc:
+        return [(e["loc"], e["type"], e["msg"]) for e in exc.errors()]
+
+
+def test_the_one_pass_struct_covers_every_model_field() -> None:
+    assert set(_LeanTrace.__struct_fields__) == set(ProviderTrace.model_fields)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"), _bodies(), ids=lambda v: v.parent.name if isinstance(v, Path) else ""
+)
+def test_fields_give_the_same_trace_on_every_sample(path: Path, body: bytes) -> None:
+    assert _outcome(lean_trace_fields, body) == _outcome(lean_trace_json, body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        *ODD_DOCUMENTS,
+        b'{"id": 5}',
+        b'{"id": "x", "id": null}',
+        b'{"i\\u0064": "x", "agent_tags": null, "source": null}',
+        b'{"request_json": {"a": 1}, "request_json": "text"}',
+        b'{"request_json": "text", "request_json": {"a": 1}}',
+        b'{"agent_tags": ["a", 1]}',
+        b'{"latency_ms": "12.5", "created_at": "2026-11-21T22:55:37z"}',
+        b'{"created_at": "yesterday", "response_json": [1]}',
+        b'{"id": "x", "response_json": {"n": 123456789012345678901234567890}}',
+        b'{"id": "\\ud800"}',
+        b'{"id": "x", "llm_config": {"a": 1e400}}',
+        b'{"id": "x", "request_json": {"a": 1e400}}',
+        b'{"id": "x"',
+        b"",
+    ],
+)
+def test_fields_give_the_same_trace_on_odd_documents(body: bytes) -> None:
+    assert _outcome(lean_trace_fields, body) == _outcome(lean_trace_json, body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.sampled_from(TRACE_SAMPLES).flatmap(lambda sample: mutated(sample, 6)))
+def test_fields_give_the_same_trace_on_mutated_samples(raw: Any) -> None:
+    body = json.dumps(raw).encode()  # orjson.dumps refuses integers beyond 64 bits
+    found, lean = _outcome(lean_trace_fields, body), _outcome(lean_trace_json, body)
+    if lean != "JSONDecodeError":
+        assert found == lean
+    else:
+        # Keys the model does not read are skipped unparsed (unless the document takes
+        # the general path): a value there that orjson rejects (a number beyond the
+        # float range, say) need not sink the trace.
+        read = {k: v for k, v in raw.items() if k in ProviderTrace.model_fields}
+        assert found in (lean, _outcome(lean_trace_json, json.dumps(read).encode()))
