@@ -266,11 +266,18 @@ def delivered(receiver: OtlpReceiver, data: FakeLettaData, exclude: Iterable[str
 def state_rows(state_path: Path, table: str = "steps") -> dict[str, str]:
     """``{id: state}`` of the state file's ``steps`` or ``runs`` table (read-only look)."""
     key = "step_id" if table == "steps" else "run_id"
+    if not state_path.exists():
+        return {}  # the daemon has not started yet (connecting here would create the file)
     db = sqlite3.connect(state_path, timeout=10)
     try:
-        return {str(k): str(v) for k, v in db.execute(f"SELECT {key}, state FROM {table}")}
+        rows = db.execute(f"SELECT {key}, state FROM {table}").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return {}  # the daemon is starting: file created, tables not yet
+        raise
     finally:
         db.close()
+    return {str(k): str(v) for k, v in rows}
 
 
 def exported_in_state(state_path: Path) -> set[str]:
