@@ -54,8 +54,79 @@ def _cprofile(out: Path, args: list[str]) -> int:
     return cli_main(args)
 
 
+# (module, attribute) of synchronous functions timed by LETTA_OTEL_PROFILER=sections.
+_SECTIONS = (
+    ("letta_otel.bridge", "map_step"),
+    ("letta_otel.bridge", "map_run"),
+    ("letta_otel.bridge", "_Exporter.measure"),
+    ("letta_otel.letta.client", "lean_trace_fields"),
+    ("letta_otel.letta.client", "parse_list"),
+    ("letta_otel.letta.http", "_Connection.data_received"),
+    ("letta_otel.state", "StateStore.mark_exported"),
+    ("letta_otel.state", "StateStore.record_discovered"),
+    ("letta_otel.state", "StateStore.open_steps"),
+    ("letta_otel.state", "StateStore.counts"),
+    ("letta_otel.telemetry", "Telemetry.step_accounted"),
+    ("letta_otel.telemetry", "Telemetry.run_accounted"),
+)
+_MODELS = ("Step", "ProviderTrace", "StepMetrics", "Message", "Run")
+
+
+def _sections(out: Path, args: list[str]) -> int:
+    """Main-thread CPU inside chosen synchronous functions, in the running daemon: what
+    each stage costs where caches are as cold as they really are. Nested sections are
+    each counted in full (parse_list includes the Step validation under it)."""
+    import importlib  # noqa: PLC0415
+    import time  # noqa: PLC0415
+    from collections.abc import Callable  # noqa: PLC0415
+    from typing import Any  # noqa: PLC0415
+
+    spent: collections.Counter[str] = collections.Counter()
+    calls: collections.Counter[str] = collections.Counter()
+    clock = time.thread_time_ns
+
+    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            t0 = clock()
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent[name] += clock() - t0
+                calls[name] += 1
+
+        return wrapper
+
+    for module_name, attr in _SECTIONS:
+        owner: Any = importlib.import_module(module_name)
+        *path, leaf = attr.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        setattr(owner, leaf, timed(attr, getattr(owner, leaf)))
+    models = importlib.import_module("letta_otel.letta.models")
+    for name in _MODELS:
+        cls = getattr(models, name)
+        cls.model_validate = staticmethod(timed(f"{name}.model_validate", cls.model_validate))
+    start = time.process_time()
+
+    def dump() -> None:
+        total = (time.process_time() - start) * 1e9
+        lines = [f"process CPU {total / 1e9:.2f} s (all threads); main-thread CPU inside:"]
+        for name, ns in spent.most_common():
+            lines.append(f"{ns / total:6.1%} {ns / 1e9:7.2f} s {calls[name]:8d} calls  {name}")
+        text = "\n".join(lines)
+        out.write_text(text + "\n")
+        print(text, file=sys.stderr)
+
+    atexit.register(dump)
+    from letta_otel.cli import main as cli_main  # noqa: PLC0415
+
+    return cli_main(args)
+
+
 def main() -> int:
     out = Path(sys.argv[1])
+    if os.environ.get("LETTA_OTEL_PROFILER") == "sections":
+        return _sections(out, sys.argv[2:])
     if os.environ.get("LETTA_OTEL_PROFILER") == "cprofile":
         return _cprofile(out, sys.argv[2:])
     stacks: collections.Counter[tuple[str, ...]] = collections.Counter()
