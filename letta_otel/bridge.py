@@ -329,6 +329,16 @@ class Bridge:
         except LettaError as exc:
             self._letta_error(report, f"fetching step {entry.step_id}", exc)
             return None
+        except Exception as exc:
+            # A bug met on odd data, or a transport error nobody foresaw: reported here
+            # (not as a task exception nobody retrieves); the step stays open and is
+            # tried again next cycle, so nothing is lost if it was transient.
+            log.exception(
+                "fetching step %s failed unexpectedly; retrying next cycle", entry.step_id
+            )
+            report.letta_errors += 1
+            report.errors.append(f"fetching step {entry.step_id}: {type(exc).__name__}: {exc}")
+            return None
         record = StepRecord(
             step=step,
             trace=parts.trace,

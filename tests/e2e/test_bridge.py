@@ -12,11 +12,15 @@ import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from letta_otel import cli
+from letta_otel import bridge, cli
+from letta_otel.letta.enrich import Enricher, StepParts
+from letta_otel.letta.models import Step
 from letta_otel.mapping import ids
+from letta_otel.mapping.records import StepRecord
 from tests.e2e.conftest import BridgeEnv, RunOnce, run_spans, step_spans
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer, parse_ts
 from tests.fakes.otlp_receiver import OtlpReceiver, ReceivedSpan
@@ -261,3 +265,70 @@ def test_initial_lookback_limits_the_first_poll(
         monkeypatch.setenv("LETTA_OTEL_STATE_PATH", str(tmp_path / "other.db"))
         assert cli.main(["run", "--once", "--initial-lookback", "4h"]) == 0
         assert len(receiver.spans) == 43
+
+
+def test_an_unexpected_error_fetching_one_step_is_reported_and_retried(
+    run_once: RunOnce,
+    receiver: OtlpReceiver,
+    letta: FakeLettaServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # A bug met on odd data (simulated: our own with_messages raising for one step) must
+    # not vanish as an unretrieved task exception nor lose the step: it is logged with
+    # its traceback, fails the cycle, and the step is exported once the error is gone.
+    victim = sorted(letta.data.expected_terminal_step_ids())[0]
+    real = Enricher.with_messages
+
+    async def broken(self: Enricher, step: Step, parts: StepParts) -> StepParts:
+        if step.id == victim:
+            raise TypeError("simulated bug")
+        return await real(self, step, parts)
+
+    monkeypatch.setattr(Enricher, "with_messages", broken)
+    assert run_once() == 1
+    log = capfd.readouterr().err
+    assert f"fetching step {victim} failed unexpectedly" in log
+    assert "TypeError: simulated bug" in log
+    assert "never retrieved" not in log
+    exported = _exported_step_ids(receiver.spans)
+    assert victim not in exported
+    assert set(exported) == set(letta.data.expected_terminal_step_ids()) - {victim}
+
+    monkeypatch.setattr(Enricher, "with_messages", real)
+    assert run_once() == 0
+    exported = _exported_step_ids(receiver.spans)
+    assert set(exported) == set(letta.data.expected_terminal_step_ids())
+    assert max(exported.values()) == 1
+
+
+def test_a_step_that_cannot_be_mapped_is_skipped_not_retried(  # noqa: PLR0917 - fixtures
+    run_once: RunOnce,
+    receiver: OtlpReceiver,
+    letta: FakeLettaServer,
+    bridge_env: BridgeEnv,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    victim = sorted(letta.data.expected_terminal_step_ids())[-1]
+    real = bridge.map_step
+
+    def broken(record: StepRecord, *args: Any) -> Any:
+        if record.step.id == victim:
+            raise ValueError("simulated bad data")
+        return real(record, *args)
+
+    monkeypatch.setattr(bridge, "map_step", broken)
+    assert run_once() == 0  # a record we cannot use is skipped, not a failed cycle
+    assert f"cannot map step {victim}; skipping it" in capfd.readouterr().err
+    exported = _exported_step_ids(receiver.spans)
+    assert set(exported) == set(letta.data.expected_terminal_step_ids()) - {victim}
+    db = sqlite3.connect(bridge_env.state_path)
+    try:
+        (state,) = db.execute("SELECT state FROM steps WHERE step_id = ?", (victim,)).fetchone()
+    finally:
+        db.close()
+    assert state == "skipped"
+    monkeypatch.setattr(bridge, "map_step", real)
+    assert run_once() == 0
+    assert victim not in _exported_step_ids(receiver.spans)  # settled: not retried
