@@ -450,6 +450,11 @@ class Bridge:
         except LettaError as exc:
             self._letta_error(report, f"fetching run {run_id}", exc)
             return None
+        except Exception as exc:  # as for a step (_step_unit): reported, tried next cycle
+            log.exception("fetching run %s failed unexpectedly; retrying next cycle", run_id)
+            report.letta_errors += 1
+            report.errors.append(f"fetching run {run_id}: {type(exc).__name__}: {exc}")
+            return None
         record = RunRecord(run, agent, now_ns)
         try:
             span = map_run(record, self._context, self._run_trace_id(run, pins))

@@ -18,7 +18,7 @@ import pytest
 
 from letta_otel import bridge, cli
 from letta_otel.letta.enrich import Enricher, StepParts
-from letta_otel.letta.models import Step
+from letta_otel.letta.models import RUN_TERMINAL_STATUSES, Run, Step
 from letta_otel.mapping import ids
 from letta_otel.mapping.records import StepRecord
 from tests.e2e.conftest import BridgeEnv, RunOnce, run_spans, step_spans
@@ -332,3 +332,30 @@ def test_a_step_that_cannot_be_mapped_is_skipped_not_retried(  # noqa: PLR0917 -
     monkeypatch.setattr(bridge, "map_step", real)
     assert run_once() == 0
     assert victim not in _exported_step_ids(receiver.spans)  # settled: not retried
+
+
+def test_an_unexpected_error_fetching_one_run_is_reported_and_retried(
+    run_once: RunOnce,
+    receiver: OtlpReceiver,
+    letta: FakeLettaServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    victim = sorted(letta.data.run_ids())[0]
+    real = Run.is_terminal
+
+    def broken(run: Run) -> bool:
+        if run.id == victim:
+            raise KeyError("simulated bug")
+        return run.status in RUN_TERMINAL_STATUSES
+
+    monkeypatch.setattr(Run, "is_terminal", property(broken))
+    assert run_once() == 1
+    log = capfd.readouterr().err
+    assert f"fetching run {victim} failed unexpectedly" in log
+    assert "never retrieved" not in log
+    assert victim not in {s.attributes["letta.run.id"] for s in run_spans(receiver.spans)}
+    monkeypatch.setattr(Run, "is_terminal", real)
+    assert run_once() == 0
+    roots = Counter(str(s.attributes["letta.run.id"]) for s in run_spans(receiver.spans))
+    assert roots[victim] == 1
