@@ -106,6 +106,19 @@ def _sections(out: Path, args: list[str]) -> int:
     for name in _MODELS:
         cls = getattr(models, name)
         cls.model_validate = staticmethod(timed(f"{name}.model_validate", cls.model_validate))
+    import gc  # noqa: PLC0415
+
+    gc_started = [0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[0] = clock()
+        else:
+            name = f"garbage collection (generation {info['generation']})"
+            spent[name] += clock() - gc_started[0]
+            calls[name] += 1
+
+    gc.callbacks.append(on_gc)
     start = time.process_time()
 
     def dump() -> None:
