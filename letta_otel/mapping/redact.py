@@ -286,7 +286,8 @@ def compile_patterns(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
 
 
 # Error texts worth remembering: a status message or a (cut) stack trace, not content.
-_RECENT_ENTRIES = 128
+# At most about 1 MB held (texts and their redacted forms), whatever the errors.
+_RECENT_ENTRIES = 32
 _RECENT_MAX_CHARS = 16 * 1024
 
 

@@ -108,3 +108,17 @@ def test_planted_secrets_never_survive_and_redaction_is_idempotent(
         assert secret not in redacted
     assert count >= len({p[2] for p in parts})
     assert R.text(redacted) == (redacted, 0)
+
+
+def test_remembered_error_texts_are_redacted_like_any_text_and_bounded() -> None:
+    redactor = Redactor(compile_patterns([r"tok-\d+"]))
+    texts = [f"call {i} failed: api_key=sk-ant-{'x' * 40} tok-{i}" for i in range(100)]
+    for text in texts + texts[-5:]:  # the last ones asked for twice: remembered
+        assert redactor.error_text(text) == redactor.text(text)
+    assert redactor.error_text(texts[-1])[1] >= 2  # the key and the user pattern at least
+    assert len(redactor._recent) <= 32
+    assert texts[-1] in redactor._recent and texts[0] not in redactor._recent
+    huge = "Traceback\n" + "  frame\n" * 5000 + "sk-ant-" + "y" * 40
+    assert redactor.error_text(huge) == redactor.text(huge)
+    assert huge not in redactor._recent  # too long to keep
+    assert Redactor() == Redactor()  # the memory is not part of the value
