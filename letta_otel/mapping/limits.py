@@ -416,15 +416,18 @@ def _redact_errors(span: ReadableSpan, w: _Work, redactor: Redactor) -> Readable
     return span
 
 
-def _needs_work(span: ReadableSpan, limits: Limits) -> bool:
+def _needs_work(span: ReadableSpan, limits: Limits, long_strings: bool | None) -> bool:
     """False for the common span: no events, no error text, short values, few attributes.
 
     Cheap on purpose (it runs for every span with capture off): a string can only be
-    over the byte limit if it has more than a quarter of that many characters.
+    over the byte limit if it has more than a quarter of that many characters. The
+    caller may know that already (``long_strings``, see :func:`finalize`).
     """
     attrs = span.attributes or {}
     if span.events or span.status.description or len(attrs) > limits.max_attributes:
         return True
+    if long_strings is not None:
+        return long_strings
     quarter = limits.max_attribute_bytes // 4
     for value in attrs.values():
         if isinstance(value, str):
@@ -442,10 +445,17 @@ def finalize(
     captured: Captured | None,
     limits: Limits,
     redactor: Redactor,
+    *,
+    long_strings: bool | None = None,
 ) -> ReadableSpan:
-    """Apply redaction of error texts and every per-span limit (see the module doc)."""
+    """Apply redaction of error texts and every per-span limit (see the module doc).
+
+    ``long_strings``: whether a string value (or an array's string item) has more than
+    a quarter of ``limits.max_attribute_bytes`` characters, when the caller found out
+    while building the attributes (``clean.clean_attrs_sized``); None: looked at here.
+    """
     if captured is None:
-        if not _needs_work(span, limits):
+        if not _needs_work(span, limits, long_strings):
             return span  # the common case with capture off: nothing to do, nothing copied
         plain = _finalize_plain(span, limits, redactor)
         if plain is not None:

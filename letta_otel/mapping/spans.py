@@ -142,15 +142,7 @@ def _make_span(
         end_time=max(_clamp_time(window.end_ns), start),
         instrumentation_scope=ctx.scope,
     )
-    if (
-        captured is None
-        and not long
-        and not span_events
-        and not status.description
-        and len(attrs) <= limits.max_attributes
-    ):
-        return span  # what finalize would return: nothing to redact, cut or drop
-    return finalize(span, captured, limits, policy.redactor)
+    return finalize(span, captured, limits, policy.redactor, long_strings=long)
 
 
 # --- step -------------------------------------------------------------------------
