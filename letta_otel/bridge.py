@@ -330,14 +330,7 @@ class Bridge:
             self._letta_error(report, f"fetching step {entry.step_id}", exc)
             return None
         except Exception as exc:
-            # A bug met on odd data, or a transport error nobody foresaw: reported here
-            # (not as a task exception nobody retrieves); the step stays open and is
-            # tried again next cycle, so nothing is lost if it was transient.
-            log.exception(
-                "fetching step %s failed unexpectedly; retrying next cycle", entry.step_id
-            )
-            report.letta_errors += 1
-            report.errors.append(f"fetching step {entry.step_id}: {type(exc).__name__}: {exc}")
+            self._unexpected_error(report, f"step {entry.step_id}", exc)
             return None
         record = StepRecord(
             step=step,
@@ -450,10 +443,8 @@ class Bridge:
         except LettaError as exc:
             self._letta_error(report, f"fetching run {run_id}", exc)
             return None
-        except Exception as exc:  # as for a step (_step_unit): reported, tried next cycle
-            log.exception("fetching run %s failed unexpectedly; retrying next cycle", run_id)
-            report.letta_errors += 1
-            report.errors.append(f"fetching run {run_id}: {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            self._unexpected_error(report, f"run {run_id}", exc)
             return None
         record = RunRecord(run, agent, now_ns)
         try:
@@ -522,6 +513,15 @@ class Bridge:
         report.letta_errors += 1
         report.errors.append(f"{doing}: {exc}")
         log.warning("%s failed: %s", doing, exc)
+
+    def _unexpected_error(self, report: CycleReport, what: str, exc: Exception) -> None:
+        """Fetching ``what`` raised something other than a LettaError: a bug met on odd
+        data, or a transport error nobody foresaw. Reported here with its traceback (not
+        left as a task exception nobody retrieves); the object stays open and is tried
+        again next cycle, so nothing is lost if the cause was transient."""
+        report.letta_errors += 1
+        report.errors.append(f"fetching {what}: {type(exc).__name__}: {exc}")
+        log.exception("fetching %s failed unexpectedly; retrying next cycle", what)
 
 
 class _Exporter:
