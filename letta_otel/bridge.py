@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from letta_otel._aio import Channel, Slots
+from letta_otel._aio import Slots
 from letta_otel.export.budget import BatchPacker, estimate_unit_bytes, trim_spans
 from letta_otel.export.encode import EncodedSpans, encode_entries, encode_request
 from letta_otel.export.sink import SpanSink
@@ -187,7 +187,7 @@ class Bridge:
             plan = await self._select(self._selection, open_steps, known, now_ns, report)
             todo, rates = [o for o in open_steps if o.step_id in plan.proceed], plan.proceed
         exporter = _Exporter(self, report, should_stop, pins, now_ns)
-        units = Channel[Unit | None](QUEUE_UNITS)
+        units: asyncio.Queue[Unit | None] = asyncio.Queue(maxsize=QUEUE_UNITS)
         consumer = asyncio.create_task(exporter.consume(units))
         # Behind a backlog the listing stopped mid-stream: a run may have steps beyond
         # this slice. Its root waits unless it ended before the slice's last step began.
@@ -209,7 +209,7 @@ class Bridge:
         self,
         work: _Work,
         report: CycleReport,
-        units: Channel[Unit | None],
+        units: asyncio.Queue[Unit | None],
         exporter: _Exporter,
     ) -> None:
         """Enrich and map open steps, a bounded number at a time, handing units over as
@@ -560,7 +560,7 @@ class _Exporter:
         self._timer: asyncio.TimerHandle | None = None
         self.stopped = False
 
-    async def consume(self, units: Channel[Unit | None]) -> None:
+    async def consume(self, units: asyncio.Queue[Unit | None]) -> None:
         # A timer wakes the consumer once per FLUSH_AFTER with _TICK, rather than a
         # timeout around every get(), which cost more CPU than the batching it guards.
         loop = asyncio.get_running_loop()
@@ -582,7 +582,7 @@ class _Exporter:
             if self._timer is not None:
                 self._timer.cancel()
 
-    def _tick(self, units: Channel[Unit | None], loop: asyncio.AbstractEventLoop) -> None:
+    def _tick(self, units: asyncio.Queue[Unit | None], loop: asyncio.AbstractEventLoop) -> None:
         if not units.full():
             units.put_nowait(_TICK)
         self._timer = loop.call_later(FLUSH_AFTER, self._tick, units, loop)

@@ -1,4 +1,4 @@
-"""Slots and Channel: asyncio.Semaphore and asyncio.Queue semantics, on both loops."""
+"""Slots: asyncio.Semaphore semantics (plus try_acquire), on both loops."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from letta_otel._aio import Channel, Slots
+from letta_otel._aio import Slots
 from letta_otel._loop import loop_factory
 
 _LOOP: list[Callable[[], asyncio.AbstractEventLoop] | None] = [None]
@@ -74,44 +74,3 @@ def test_a_cancelled_waiter_gives_its_slot_on_and_leaves_the_queue() -> None:
 def test_slots_need_one() -> None:
     with pytest.raises(ValueError, match="at least one"):
         Slots(0)
-
-
-def test_channel_is_a_bounded_fifo_with_one_consumer() -> None:
-    async def go() -> tuple[list[int], int]:
-        channel = Channel[int](2)
-        most = [0]
-
-        async def producer() -> None:
-            for i in range(50):
-                await channel.put(i)
-                most[0] = max(most[0], len(channel._items))
-
-        task = asyncio.create_task(producer())
-        out = []
-        while len(out) < 50:
-            out.append(await channel.get())
-            if len(out) % 7 == 0:
-                await asyncio.sleep(0.001)
-        await task
-        return out, most[0]
-
-    out, most = run(go())
-    assert out == list(range(50))
-    assert most <= 2
-
-
-def test_channel_put_nowait_refuses_when_full_and_get_waits() -> None:
-    async def go() -> list[str]:
-        channel = Channel[str](1)
-        channel.put_nowait("a")
-        assert channel.full()
-        with pytest.raises(asyncio.QueueFull):
-            channel.put_nowait("b")
-        assert await channel.get() == "a"
-        waiting = asyncio.create_task(channel.get())
-        await asyncio.sleep(0.01)
-        assert not waiting.done()
-        await channel.put("c")
-        return [await waiting]
-
-    assert run(go()) == ["c"]

@@ -74,7 +74,6 @@ class Enricher:
         self._lean_traces = lean_traces
         self.max_in_flight = max_in_flight
         self._limit = Slots(max_in_flight)
-        self._loop: asyncio.AbstractEventLoop | None = None  # the cycle's (new_cycle)
         self._agent_ttl = agent_ttl
         self._agents: dict[str, tuple[float, asyncio.Future[Agent | None]]] = {}
         self._runs: dict[str, asyncio.Future[Run | None]] = {}
@@ -150,7 +149,6 @@ class Enricher:
         if self._prefetch is not None:
             self._prefetch.cancel()
             self._prefetch = None
-        self._loop = asyncio.get_running_loop()
         self._runs = {}
         self._seed(known_runs or {})
 
@@ -164,8 +162,7 @@ class Enricher:
         """The trace and metrics; messages come with :meth:`with_messages` when needed."""
         # Both at once: the trace in a task, the metrics in this one (a gather of two
         # would cost two tasks and a future per step, more than a request's parsing).
-        loop = self._loop or asyncio.get_running_loop()  # looked up once per cycle: see _aio
-        trace_task = loop.create_task(
+        trace_task = asyncio.get_running_loop().create_task(
             self._limited(self._client.get_trace(step.id, lean=self._lean_traces))
         )
         try:

@@ -311,7 +311,7 @@ class _Head:
 
 class _Connection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop, pool: set[_Connection]) -> None:
-        self.loop = loop  # kept: looking it up costs a system call (see letta_otel._aio)
+        self.loop = loop  # for the futures and deadlines of its requests
         self.transport: asyncio.Transport | None = None
         self._parser = _Parser()
         # The pending request's answer; None (or done) when no request is out.
