@@ -7,7 +7,7 @@ all-or-nothing per Letta object.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -93,18 +93,6 @@ class BatchPacker(Generic[U]):
         """The current batch; the packer starts a new one."""
         batch, self.units, self.spans, self.bytes = self.units, [], 0, 0
         return batch
-
-
-def plan_batches(units: Iterable[U], *, max_spans: int, max_bytes: int) -> Iterator[list[U]]:
-    """All of ``units`` packed by :class:`BatchPacker`."""
-    packer = BatchPacker[U]()
-    for unit in units:
-        size = estimate_unit_bytes(unit)
-        if not packer.fits(unit, size, max_spans=max_spans, max_bytes=max_bytes):
-            yield packer.take()
-        packer.add(unit, size)
-    if packer.units:
-        yield packer.take()
 
 
 def _structured(value: object) -> bool:

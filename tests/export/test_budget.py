@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -11,8 +12,9 @@ from opentelemetry.trace import SpanContext, TraceFlags
 
 from letta_otel.export.budget import (
     TRUNCATED_ATTRIBUTE,
+    BatchPacker,
     estimate_span_bytes,
-    plan_batches,
+    estimate_unit_bytes,
     trim_span,
     trim_spans,
 )
@@ -39,6 +41,19 @@ def test_estimate_is_an_upper_bound_of_the_real_encoding() -> None:
     for payload in (0, 10, 1000, 100_000):
         s = span(1, payload)
         assert estimate_span_bytes(s) >= encode_spans([s]).ByteSize()
+
+
+def plan_batches(units: Iterable[Unit], *, max_spans: int, max_bytes: int) -> Iterator[list[Unit]]:
+    """``units`` packed by BatchPacker, sized by the estimate, as the bridge's exporter
+    does for http/protobuf."""
+    packer = BatchPacker[Unit]()
+    for unit in units:
+        size = estimate_unit_bytes(unit)
+        if not packer.fits(unit, size, max_spans=max_spans, max_bytes=max_bytes):
+            yield packer.take()
+        packer.add(unit, size)
+    if packer.units:
+        yield packer.take()
 
 
 def test_batches_respect_span_and_byte_bounds_and_keep_units_whole() -> None:
