@@ -40,6 +40,21 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of each live thread of a process, by name and id ("main" for the
+    main thread: Python's thread names do not reach the OS)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            head, _, rest = (task / "stat").read_text().rpartition(")")
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = "main" if task.name == str(pid) else f"{head.split('(', 1)[1]}-{task.name}"
+        fields = rest.split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of one process (not its children)."""
     return sum(cpu_split(pid))
@@ -181,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         start = time.monotonic()
         cpu0 = cpu_seconds(bridge.pid)
         split0 = cpu_split(bridge.pid)
+        threads0 = thread_cpu(bridge.pid)
         first_export = None
         while time.monotonic() < deadline and bridge.poll() is None:
             done = exported_steps(state_path)
@@ -196,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
             raise SystemExit(f"bridge did not finish: {samples[-1] if samples else 'no sample'}")
         finished = samples[-1]
         split1 = cpu_split(bridge.pid)
+        threads1 = thread_cpu(bridge.pid)
         peak_kib = memory_kib(bridge.pid)["VmHWM"]
         # Idle: everything is exported; the daemon polls every --poll-interval seconds.
         time.sleep(min(ns.poll_interval, 5.0))
@@ -233,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         "startup_cpu_s": round(cpu0, 2),
         "cpu_user_s": round(split1[0] - split0[0], 2),
         "cpu_system_s": round(split1[1] - split0[1], 2),
+        # Per thread name, during the run; threads that ended meanwhile are not listed.
+        "cpu_s_by_thread": {
+            name: round(cpu1 - threads0.get(name, 0.0), 2)
+            for name, cpu1 in sorted(threads1.items(), key=lambda kv: -kv[1])
+            if cpu1 - threads0.get(name, 0.0) >= 0.01
+        },
         "peak_rss_mb": round(peak_kib / 1024, 1),
         "rss_mb_at_25_50_75_100pct": [round(k / 1024, 1) for k in quarter_rss],
         "rss_mb_idle": round(idle_rss / 1024, 1),
@@ -254,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         f"bridge CPU: {cpu:.2f} s = {result['cpu_s_per_1000_steps']:.3f} CPU-s per 1000 steps "
         f"(user {result['cpu_user_s']} s, system {result['cpu_system_s']} s; "
         f"+{cpu0:.2f} s start-up)\n"
+        f"bridge CPU by thread: {result['cpu_s_by_thread']}\n"
         f"peak RSS {result['peak_rss_mb']} MB; RSS at 25/50/75/100%: "
         f"{result['rss_mb_at_25_50_75_100pct']} MB; idle {result['rss_mb_idle']} MB\n"
         f"idle CPU at {ns.poll_interval:g} s polling: {result['idle_cpu_pct_of_a_core']:.2f}% "
