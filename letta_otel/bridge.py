@@ -620,14 +620,10 @@ class _Exporter:
         most GATHER_AFTER (not when the cycle is ending or the exporter has stopped)."""
         burst = [await units.get()]
         if isinstance(burst[0], StepDraft):
-            waited = 0.0
-            while (
-                units.qsize() < GATHER_UNITS
-                and waited < GATHER_AFTER
-                and not (self.closing or self.stopped)
-            ):
+            for _ in range(round(GATHER_AFTER / GATHER_POLL)):
+                if units.qsize() >= GATHER_UNITS or self.closing or self.stopped:
+                    break
                 await asyncio.sleep(GATHER_POLL)
-                waited += GATHER_POLL
         while not units.empty():
             burst.append(units.get_nowait())
         return burst
