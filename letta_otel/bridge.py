@@ -232,8 +232,9 @@ class Bridge:
         units: asyncio.Queue[Unit | StepDraft | None],
         exporter: _Exporter,
     ) -> None:
-        """Enrich and map open steps, a bounded number at a time, handing units over as
-        they are ready; then the runs none of whose steps is still open."""
+        """Enrich open steps, a bounded number at a time, handing them over as drafts
+        as they are ready (the consumer maps them); then the runs none of whose steps is
+        still open, as units."""
         slots = Slots(self._steps_in_flight)
         loop = asyncio.get_running_loop()
         settled: set[str] = set(work.plan.settled_ids)
@@ -242,7 +243,7 @@ class Bridge:
 
         async def one(entry: OpenStep) -> None:
             try:
-                draft = await self._step_unit(
+                draft = await self._step_draft(
                     entry,
                     work.known.get(entry.step_id),
                     work.now_ns,
@@ -312,7 +313,7 @@ class Bridge:
 
     # --- steps ----------------------------------------------------------------------
 
-    async def _step_unit(  # noqa: PLR0917
+    async def _step_draft(  # noqa: PLR0917
         self,
         entry: OpenStep,
         step: Step | None,
