@@ -34,24 +34,28 @@ REPO = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_split(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of one process (not its children), /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _stat_cpu(stat: str) -> tuple[float, float]:
+    """User and system CPU seconds from a /proc stat line (its name may hold spaces)."""
+    fields = stat.rsplit(")", 1)[1].split()
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of one process (not its children), /proc/<pid>/stat."""
+    return _stat_cpu(Path(f"/proc/{pid}/stat").read_text())
+
+
 def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds of each live thread of a process, by name and id ("main" for the
-    main thread: Python's thread names do not reach the OS)."""
+    """CPU seconds of each live thread of a process, keyed by name and id ("main" for
+    the main thread: Python's thread names do not reach the OS)."""
     out: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            head, _, rest = (task / "stat").read_text().rpartition(")")
+            stat = (task / "stat").read_text()
         except OSError:  # the thread ended meanwhile
             continue
-        name = "main" if task.name == str(pid) else f"{head.split('(', 1)[1]}-{task.name}"
-        fields = rest.split()
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+        name = stat.split("(", 1)[1].rsplit(")", 1)[0]
+        out["main" if task.name == str(pid) else f"{name}-{task.name}"] = sum(_stat_cpu(stat))
     return out
 
 
@@ -250,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         "startup_cpu_s": round(cpu0, 2),
         "cpu_user_s": round(split1[0] - split0[0], 2),
         "cpu_system_s": round(split1[1] - split0[1], 2),
-        # Per thread name, during the run; threads that ended meanwhile are not listed.
+        # Per thread, during the run; threads that ended meanwhile are not listed.
         "cpu_s_by_thread": {
             name: round(cpu1 - threads0.get(name, 0.0), 2)
             for name, cpu1 in sorted(threads1.items(), key=lambda kv: -kv[1])
