@@ -617,8 +617,9 @@ class _Exporter:
     async def _burst(
         self, units: asyncio.Queue[Unit | StepDraft | None]
     ) -> list[Unit | StepDraft | None]:
-        """The next item and whatever arrives with it: up to GATHER_UNITS, waiting at
-        most GATHER_AFTER (not when the cycle is ending or the exporter has stopped)."""
+        """The next item and everything queued behind it. After a draft it first waits
+        until GATHER_UNITS items are queued or GATHER_AFTER has passed (not when the
+        cycle is ending or the exporter has stopped)."""
         burst = [await units.get()]
         if isinstance(burst[0], StepDraft):
             for _ in range(round(GATHER_AFTER / GATHER_POLL)):
