@@ -31,14 +31,13 @@ from datetime import UTC, datetime, timedelta
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from letta_otel._aio import Slots
 from letta_otel.export.budget import BatchPacker, estimate_unit_bytes, trim_spans
 from letta_otel.export.encode import EncodedSpans, encode_entries, encode_request
 from letta_otel.export.sink import SpanSink
 from letta_otel.export.trace_budget import TraceBudget, bytes_by_trace
 from letta_otel.letta.client import LettaError
 from letta_otel.letta.discovery import Discovery
-from letta_otel.letta.enrich import Enricher
+from letta_otel.letta.enrich import Enricher, StepParts
 from letta_otel.letta.models import Run, Step
 from letta_otel.mapping import ids
 from letta_otel.mapping.records import RunRecord, StepRecord
@@ -235,14 +234,16 @@ class Bridge:
         """Enrich open steps, a bounded number at a time, handing them over as drafts
         as they are ready (the consumer maps them); then the runs none of whose steps is
         still open, as units."""
-        slots = Slots(self._steps_in_flight)
-        loop = asyncio.get_running_loop()
         settled: set[str] = set(work.plan.settled_ids)
         kept_now: set[str] = set()  # runs with a step exported this cycle (for selection)
-        tasks: set[asyncio.Task[None]] = set()
+        todo = iter(work.todo)
 
-        async def one(entry: OpenStep) -> None:
-            try:
+        async def worker() -> None:
+            # A fixed set of workers, each taking the next step when done with one: no
+            # task per step (creating and finishing one costs as much as a request).
+            for entry in todo:
+                if exporter.stopped or exporter.should_stop():
+                    return
                 draft = await self._step_draft(
                     entry,
                     work.known.get(entry.step_id),
@@ -252,25 +253,19 @@ class Bridge:
                     report,
                     work.rates.get(entry.step_id),
                 )
-            finally:
-                slots.release()
-            if draft is not None:
-                settled.add(draft.record.step.id)
-                kept_now.add(entry.run_id or "")
-                await units.put(draft)
+                if draft is not None:
+                    settled.add(draft.record.step.id)
+                    kept_now.add(entry.run_id or "")
+                    await units.put(draft)
 
+        loop = asyncio.get_running_loop()
+        workers = [
+            loop.create_task(worker()) for _ in range(min(self._steps_in_flight, len(work.todo)))
+        ]
         try:
-            for entry in work.todo:
-                await slots.acquire()
-                if exporter.stopped or exporter.should_stop():
-                    slots.release()
-                    break
-                task = loop.create_task(one(entry))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            await asyncio.gather(*tasks)
+            await asyncio.gather(*workers)
         finally:
-            for task in tasks:
+            for task in workers:
                 task.cancel()
         if exporter.stopped:
             return
@@ -335,16 +330,15 @@ class Bridge:
             if not step.is_terminal and not incomplete:
                 report.waiting += 1
                 return None
-            parts = await self._enricher.step_parts(step)
-            if (
-                parts.trace is None
-                and step.is_terminal
-                and not once
-                and age_ns < self._enrich_grace_ns
-            ):
+            # One request after the other: a step waits 20 ms more, but needs no task
+            # of its own for a second request, and a trace not written yet spares the
+            # metrics request. Other steps' requests keep the slots busy meanwhile.
+            trace = await self._enricher.trace(step)
+            if trace is None and step.is_terminal and not once and age_ns < self._enrich_grace_ns:
                 report.waiting += 1  # the trace is usually written moments later
                 return None
-            parts = await self._enricher.with_messages(step, parts)
+            metrics = await self._enricher.metrics(step)
+            parts = await self._enricher.with_messages(step, StepParts(trace, metrics, ()))
             run = await self._enricher.run(step.run_id) if step.run_id else None
             agent = await self._enricher.agent(step.agent_id)
         except LettaError as exc:

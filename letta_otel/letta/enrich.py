@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from letta_otel._aio import Slots
 from letta_otel.letta.client import InvalidRecord, LettaClient
@@ -52,11 +52,6 @@ def needs_messages(parts: StepParts) -> bool:
     if parts.metrics is not None and parts.metrics.tool_execution_ns:
         return True
     return bool(tool_calls(parts.trace.response_json))
-
-
-def _consume(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 class Enricher:
@@ -158,20 +153,11 @@ class Enricher:
             done.set_result(run)
             self._runs[run_id] = done
 
-    async def step_parts(self, step: Step) -> StepParts:
-        """The trace and metrics; messages come with :meth:`with_messages` when needed."""
-        # Both at once: the trace in a task, the metrics in this one (a gather of two
-        # would cost two tasks and a future per step, more than a request's parsing).
-        trace_task = asyncio.get_running_loop().create_task(
-            self._limited(self._client.get_trace(step.id, lean=self._lean_traces))
-        )
-        try:
-            metrics = await self._limited(self._client.get_metrics(step.id))
-        except BaseException:
-            trace_task.cancel()
-            trace_task.add_done_callback(_consume)  # no "exception never retrieved"
-            raise
-        return StepParts(await trace_task, metrics, ())
+    async def trace(self, step: Step) -> ProviderTrace | None:
+        return await self._limited(self._client.get_trace(step.id, lean=self._lean_traces))
+
+    async def metrics(self, step: Step) -> StepMetrics | None:
+        return await self._limited(self._client.get_metrics(step.id))
 
     async def with_messages(self, step: Step, parts: StepParts) -> StepParts:
         if not needs_messages(parts):

@@ -267,12 +267,15 @@ def test_late_trace_is_waited_for_and_a_missing_one_is_marked(
     with running_daemon(bridge_env, tmp_path / "daemon.log", LETTA_OTEL_ENRICH_GRACE="3s") as d:
         wait_until(lambda: letta.count(f"^/v1/steps/{late}/trace$") >= 3, 10, "3 null traces", d)
         assert late not in exported_steps(receiver)
+        # While its trace is not written, a step costs one request a cycle, not two.
+        assert letta.count(f"^/v1/steps/{late}/metrics$") == 0
         data.release_trace(late)
         released = time.monotonic() - started
         wait_until(lambda: delivered(receiver, data), 15, "every step", d)
         wait_cycles(letta, 3, d)
         assert d.stop() == 0, d.tail()
     assert released < 3.0, "the trace was released after the grace had run out"
+    assert letta.count(f"^/v1/steps/{late}/metrics$") == 1
 
     result = measure(f"null-then-present-trace[{_path(letta)}]", receiver, data)
     assert_exactly_once(result)
