@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from typing import TypeVar
 
 
 class Slots:
@@ -72,3 +73,44 @@ class Slots:
 
     async def __aexit__(self, *exc: object) -> None:
         self.release()
+
+
+T = TypeVar("T")
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class GatherQueue(asyncio.Queue[T]):
+    """``asyncio.Queue`` whose consumer can wait for items to pile up.
+
+    :meth:`gather` returns once ``count`` items are queued, a ``None`` is put (its
+    users' end-of-stream mark) or ``timeout`` has passed: one timer per wait, where
+    polling the size costs a timer and a wake-up every poll.
+    """
+
+    def _init(self, maxsize: int) -> None:
+        super()._init(maxsize)
+        self._gathering: asyncio.Future[None] | None = None
+        self._want = 0
+
+    def _put(self, item: T) -> None:
+        super()._put(item)
+        waiter = self._gathering
+        if waiter is not None and (item is None or self.qsize() >= self._want):
+            _settle(waiter)
+
+    async def gather(self, count: int, timeout: float) -> None:
+        if self.qsize() >= count:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._gathering = loop.create_future()
+        self._want = count
+        timer = loop.call_later(timeout, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._gathering = None

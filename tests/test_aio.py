@@ -1,4 +1,4 @@
-"""Slots: asyncio.Semaphore semantics (plus try_acquire), on both loops."""
+"""Slots: asyncio.Semaphore semantics (plus try_acquire); GatherQueue; on both loops."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from letta_otel._aio import Slots
+from letta_otel._aio import GatherQueue, Slots
 from letta_otel._loop import loop_factory
 
 _LOOP: list[Callable[[], asyncio.AbstractEventLoop] | None] = [None]
@@ -74,3 +74,66 @@ def test_a_cancelled_waiter_gives_its_slot_on_and_leaves_the_queue() -> None:
 def test_slots_need_one() -> None:
     with pytest.raises(ValueError, match="at least one"):
         Slots(0)
+
+
+# GatherQueue.gather: the waits are long (30 s) where the test expects no wait, so a
+# wait that should have ended early shows as the test's own timeout, not as a slow pass.
+
+
+def test_gather_returns_at_once_when_enough_items_are_queued() -> None:
+    async def go() -> int:
+        queue: GatherQueue[int | None] = GatherQueue()
+        for n in range(3):
+            queue.put_nowait(n)
+        await asyncio.wait_for(queue.gather(3, timeout=30), 5)
+        return queue.qsize()
+
+    assert run(go()) == 3
+
+
+def test_gather_ends_when_the_count_is_reached_or_a_none_arrives() -> None:
+    async def go(last: int | None) -> list[int | None]:
+        queue: GatherQueue[int | None] = GatherQueue(maxsize=10)
+
+        async def producer() -> None:
+            for item in (1, 2, last):
+                await asyncio.sleep(0)
+                await queue.put(item)
+
+        await asyncio.wait_for(asyncio.gather(queue.gather(3, timeout=30), producer()), 5)
+        return [queue.get_nowait() for _ in range(queue.qsize())]
+
+    assert run(go(3)) == [1, 2, 3]
+    assert run(go(None)) == [1, 2, None]
+
+
+def test_gather_gives_up_after_its_timeout_and_leaves_no_timer() -> None:
+    async def go() -> tuple[float, int, list[asyncio.Handle]]:
+        loop = asyncio.get_running_loop()
+        queue: GatherQueue[int | None] = GatherQueue()
+        queue.put_nowait(1)
+        start = loop.time()
+        await queue.gather(5, timeout=0.05)
+        waited = loop.time() - start
+        queue.put_nowait(2)  # no wait in progress: nothing to wake
+        return waited, queue.qsize(), list(getattr(loop, "_scheduled", []))
+
+    waited, size, scheduled = run(go())
+    assert waited >= 0.04 and size == 2
+    assert not [h for h in scheduled if not h.cancelled()]
+
+
+def test_a_cancelled_gather_leaves_the_queue_usable() -> None:
+    async def go() -> int:
+        queue: GatherQueue[int | None] = GatherQueue()
+        task = asyncio.ensure_future(queue.gather(2, timeout=30))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        queue.put_nowait(1)
+        queue.put_nowait(2)
+        await asyncio.wait_for(queue.gather(2, timeout=30), 5)
+        return queue.qsize()
+
+    assert run(go()) == 2
