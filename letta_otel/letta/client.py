@@ -239,7 +239,8 @@ class LettaClient:
         query = _flatten(params)
         for attempt in range(self._retry.attempts):
             hint: float | None = None
-            await self.limiter.acquire()
+            if self.limiter.enabled:  # off by default: no coroutine call per request
+                await self.limiter.acquire()
             try:
                 self.requests_made += 1
                 response = await self._http.get(path, query)
