@@ -36,6 +36,15 @@ def test_discovered_steps_are_open_until_exported(store: StateStore) -> None:
     assert store.step_state("step-a") == "exported"
 
 
+def test_marking_exported_adds_what_the_store_did_not_know(store: StateStore) -> None:
+    """Known rows are updated; unknown ones (a duplicate id included) are added."""
+    store.record_discovered([("s1", "run-1", "success")], now_ns=1, run_ids=["run-1"])
+    store.mark_exported(step_ids=["s1", "s2", "s1"], run_ids=["run-1", "run-2"], now_ns=5)
+    assert [store.step_state(s) for s in ("s1", "s2")] == ["exported", "exported"]
+    assert [store.run_state(r) for r in ("run-1", "run-2")] == ["exported", "exported"]
+    assert store.open_steps() == [] and store.open_run_ids() == []
+
+
 def test_a_failed_transaction_changes_nothing(store: StateStore) -> None:
     with pytest.raises(RuntimeError), store.transaction() as db:
         db.execute("INSERT INTO meta VALUES ('x', '1')")
