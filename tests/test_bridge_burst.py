@@ -38,10 +38,9 @@ def long_window(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bridge, "GATHER_AFTER", 30.0)
 
 
-def test_drafts_that_arrive_within_the_window_join_the_burst(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(bridge, "GATHER_AFTER", 0.2)
+def _burst_while_producing(later: list[Any], pause: float) -> tuple[list[Any], float]:
+    """The burst that starts with one draft queued while a producer puts ``later``, one
+    item every ``pause`` seconds; and how long the burst took."""
 
     async def go() -> tuple[list[Any], float]:
         loop = asyncio.get_running_loop()
@@ -49,15 +48,22 @@ def test_drafts_that_arrive_within_the_window_join_the_burst(
         queue.put_nowait(_draft(0))
 
         async def producer() -> None:
-            for n in range(1, 4):
-                await asyncio.sleep(0.01)
-                queue.put_nowait(_draft(n))
+            for item in later:
+                await asyncio.sleep(pause)
+                queue.put_nowait(item)
 
         start = loop.time()
         burst, _ = await asyncio.gather(_burst(queue), producer())
         return list(burst), loop.time() - start
 
-    burst, waited = asyncio.run(go())
+    return asyncio.run(go())
+
+
+def test_drafts_that_arrive_within_the_window_join_the_burst(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bridge, "GATHER_AFTER", 0.2)
+    burst, waited = _burst_while_producing([_draft(n) for n in range(1, 4)], 0.01)
     assert [d.record.step.id for d in burst] == [f"step-{n}" for n in range(4)]
     assert waited >= 0.15  # the whole window, as fewer than GATHER_UNITS came
 
@@ -72,19 +78,8 @@ def test_a_full_burst_does_not_wait() -> None:
 
 @pytest.mark.usefixtures("long_window")
 def test_the_wait_ends_when_the_burst_fills_up() -> None:
-    async def go() -> list[Any]:
-        queue: GatherQueue[Any] = GatherQueue()
-        queue.put_nowait(_draft(0))
-
-        async def producer() -> None:
-            for n in range(1, bridge.GATHER_UNITS + 1):
-                await asyncio.sleep(0)
-                queue.put_nowait(_draft(n))
-
-        burst, _ = await asyncio.gather(_burst(queue), producer())
-        return list(burst)
-
-    assert len(asyncio.run(go())) == bridge.GATHER_UNITS + 1
+    more = [_draft(n) for n in range(1, bridge.GATHER_UNITS + 1)]
+    assert len(_burst_while_producing(more, 0)[0]) == bridge.GATHER_UNITS + 1
 
 
 @pytest.mark.usefixtures("long_window")
@@ -100,20 +95,10 @@ def test_a_closing_cycle_does_not_wait() -> None:
 
 @pytest.mark.usefixtures("long_window")
 def test_the_producers_end_ends_the_wait() -> None:
-    """The producer sets ``closing`` after the consumer started waiting, then puts None."""
-
-    async def go() -> list[Any]:
-        queue: GatherQueue[Any] = GatherQueue()
-        queue.put_nowait(_draft(0))
-
-        async def producer() -> None:
-            await asyncio.sleep(0.01)
-            queue.put_nowait(None)
-
-        burst, _ = await asyncio.gather(_burst(queue), producer())
-        return list(burst)
-
-    assert [type(x).__name__ for x in asyncio.run(go())] == ["StepDraft", "NoneType"]
+    """A wait already under way when the producer finishes ends with its final None
+    (``closing`` is read only before a wait starts)."""
+    burst, _ = _burst_while_producing([None], 0.01)
+    assert [type(x).__name__ for x in burst] == ["StepDraft", "NoneType"]
 
 
 @pytest.mark.usefixtures("long_window")
