@@ -492,11 +492,9 @@ def _set_exported(
         [(now_ns, i) for i in ids],
     ).rowcount
     if updated < len(ids):  # each id updates at most one row: one at least is missing
-        run_column = ", run_id" if table == "steps" else ""
-        run_value = ", NULL" if table == "steps" else ""
-        db.executemany(
-            f"INSERT INTO {table} ({key}{run_column}, state, first_seen_ns, updated_ns) "
-            f"VALUES (?{run_value}, 'exported', ?, ?) ON CONFLICT({key}) DO UPDATE SET "
+        db.executemany(  # (a step added here has no run_id: the column's NULL default)
+            f"INSERT INTO {table} ({key}, state, first_seen_ns, updated_ns) "
+            f"VALUES (?, 'exported', ?, ?) ON CONFLICT({key}) DO UPDATE SET "
             "state = 'exported', updated_ns = excluded.updated_ns",
             [(i, now_ns, now_ns) for i in ids],
         )
