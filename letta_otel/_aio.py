@@ -1,4 +1,5 @@
-"""A semaphore for the hot path that can be taken without a coroutine call.
+"""Two asyncio pieces for the hot path: a semaphore that can be taken without a
+coroutine call, and a queue whose consumer can wait for a burst with one timer.
 
 ``asyncio.Semaphore.acquire`` is a coroutine even when a slot is free; the HTTP pool
 and the enricher take a slot for every request, so :meth:`Slots.try_acquire` lets them
