@@ -59,6 +59,7 @@ _SECTIONS = (
     ("letta_otel.bridge", "map_step"),
     ("letta_otel.bridge", "map_run"),
     ("letta_otel.bridge", "_Exporter.measure"),
+    ("letta_otel.letta.client", "lean_trace"),
     ("letta_otel.letta.client", "lean_trace_fields"),
     ("letta_otel.letta.client", "parse_list"),
     ("letta_otel.letta.http", "_Connection.data_received"),
@@ -69,7 +70,6 @@ _SECTIONS = (
     ("letta_otel.telemetry", "Telemetry.step_accounted"),
     ("letta_otel.telemetry", "Telemetry.run_accounted"),
 )
-_MODELS = ("Step", "ProviderTrace", "StepMetrics", "Message", "Run")
 
 
 def _sections(out: Path, args: list[str]) -> int:
@@ -102,10 +102,6 @@ def _sections(out: Path, args: list[str]) -> int:
         for part in path:
             owner = getattr(owner, part)
         setattr(owner, leaf, timed(attr, getattr(owner, leaf)))
-    models = importlib.import_module("letta_otel.letta.models")
-    for name in _MODELS:
-        cls = getattr(models, name)
-        cls.model_validate = staticmethod(timed(f"{name}.model_validate", cls.model_validate))
     import gc  # noqa: PLC0415
 
     gc_started = [0]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
+from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics, convert
 from letta_otel.mapping.records import RunRecord, StepRecord
 
 SAMPLES = Path(__file__).parent / "fixtures" / "letta-samples"
@@ -22,7 +22,7 @@ def read_json(path: Path) -> Any:
 
 def agent_for(agent_id: str | None) -> Agent | None:
     if agent_id == V1_AGENT_ID:
-        return Agent.model_validate(read_json(SAMPLES / "agent_v1.json"))
+        return convert(Agent, read_json(SAMPLES / "agent_v1.json"))
     if agent_id == MEMGPT_AGENT_ID:
         return Agent(id=agent_id, name="otel-demo-memgpt", agent_type="memgpt_v2_agent")
     return None
@@ -43,22 +43,22 @@ class Scenario:
 def load_scenario(name: str) -> Scenario:
     folder = SAMPLES / "scenarios" / name
     run_file = next(p for p in folder.glob("run_run-*.json") if p.stem.count("_") == 1)
-    run = Run.model_validate(read_json(run_file))
+    run = convert(Run, read_json(run_file))
     agent = agent_for(run.agent_id)
     records = []
     for step_file in sorted(folder.glob("step*_step-*.json")):
         if step_file.stem.count("_") != 1:
             continue  # _trace/_metrics/_messages companions
         stem = step_file.with_suffix("")
-        step = Step.model_validate(read_json(step_file))
+        step = convert(Step, read_json(step_file))
         trace_raw = read_json(Path(f"{stem}_trace.json"))
         records.append(
             StepRecord(
                 step=step,
-                trace=ProviderTrace.model_validate(trace_raw) if trace_raw else None,
-                metrics=StepMetrics.model_validate(read_json(Path(f"{stem}_metrics.json"))),
+                trace=convert(ProviderTrace, trace_raw) if trace_raw else None,
+                metrics=convert(StepMetrics, read_json(Path(f"{stem}_metrics.json"))),
                 messages=tuple(
-                    Message.model_validate(m) for m in read_json(Path(f"{stem}_messages.json"))
+                    convert(Message, m) for m in read_json(Path(f"{stem}_messages.json"))
                 ),
                 run=run,
                 agent=agent,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -17,13 +18,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
+from msgspec.structs import replace
 
-from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
+from letta_otel.letta.models import (
+    Agent,
+    LettaModel,
+    Message,
+    ModelError,
+    ProviderTrace,
+    Run,
+    Step,
+    StepMetrics,
+    convert,
+)
 from letta_otel.mapping.records import RunRecord, StepRecord
 from tests.samples import MEMGPT_AGENT_ID, SAMPLES, read_json
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=LettaModel)
 Json = Any
 JsonPath = tuple[str | int, ...]
 
@@ -103,7 +114,7 @@ MESSAGE_SAMPLES: tuple[dict[str, Any], ...] = tuple(
 )
 
 # Every sample object by the model that reads it: property 1 mutates all of them.
-MODEL_SAMPLES: dict[type[BaseModel], tuple[dict[str, Any], ...]] = {
+MODEL_SAMPLES: dict[type[LettaModel], tuple[dict[str, Any], ...]] = {
     Step: STEP_SAMPLES,
     ProviderTrace: TRACE_SAMPLES,
     StepMetrics: METRICS_SAMPLES,
@@ -318,7 +329,7 @@ def mutated(draw: st.DrawFn, sample: Json, max_mutations: int = 6) -> Json:
 
 
 def _prune(data: Json, loc: tuple[str | int, ...]) -> Json:
-    """Remove the deepest existing key or list item on ``loc`` (a pydantic error loc)."""
+    """Remove the deepest existing key or list item on ``loc`` (see :func:`error_path`)."""
     path: list[str | int] = []
     node = data
     for part in loc:
@@ -329,6 +340,20 @@ def _prune(data: Json, loc: tuple[str | int, ...]) -> Json:
         path.append(part)
         node = node[part]
     return _apply(data, tuple(path), lambda _: _DROP) if path else None
+
+
+def error_path(exc: ModelError) -> tuple[str | int, ...]:
+    """Where a validation error is (msgspec says it as "... - at `$.a[0].b`"); a
+    dict's key (``[...]``) is not named: the path stops at the dict."""
+    found = re.search(r" - at `\$(.*)`$", str(exc))
+    path: list[str | int] = []
+    for name, index, key in re.findall(
+        r"\.(\w+)|\[(\d+)\]|\[(\.\.\.)\]", found[1] if found else ""
+    ):
+        if key:
+            break
+        path.append(name if name else int(index))
+    return tuple(path)
 
 
 def validate_lenient(model: type[M], raw: Json, required_id: str | None = None) -> M | None:
@@ -344,13 +369,11 @@ def validate_lenient(model: type[M], raw: Json, required_id: str | None = None) 
         if required_id is not None and not isinstance(data.get("id"), str):
             data = {**data, "id": required_id}
         try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            locs = sorted((tuple(e["loc"]) for e in exc.errors()), key=repr, reverse=True)
-            for loc in locs:
-                data = _prune(data, loc)
-                if data is None:
-                    return None
+            return convert(model, data)
+        except ModelError as exc:
+            data = _prune(data, error_path(exc))
+            if data is None:
+                return None
     return None
 
 
@@ -552,11 +575,10 @@ def runs(draw: st.DrawFn) -> Run:
     run = validate_lenient(Run, raw, required_id=sample["id"])
     run = run or Run(id=sample["id"])
     if draw(st.integers(0, 3)) == 0:
-        run = run.model_copy(
-            update={
-                "ttft_ns": draw(st.none() | duration_ns),
-                "total_duration_ns": draw(st.none() | duration_ns),
-            }
+        run = replace(
+            run,
+            ttft_ns=draw(st.none() | duration_ns),
+            total_duration_ns=draw(st.none() | duration_ns),
         )
     return run
 
@@ -572,7 +594,7 @@ def step_records(draw: st.DrawFn) -> StepRecord:
     step = step or Step(id=bundle.step["id"])
     if draw(st.booleans()):
         # Step ids of every form: the span ids and the trace id derive from them.
-        step = step.model_copy(update={"id": draw(st.one_of(text_values, weird_text))})
+        step = replace(step, id=draw(st.one_of(text_values, weird_text)))
     trace = draw(st.none() | traces())
     metrics = draw(
         st.none()

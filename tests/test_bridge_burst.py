@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from letta_otel import bridge
 from letta_otel._aio import GatherQueue
@@ -24,7 +25,7 @@ _STEP = load_scenario(SCENARIOS[0]).steps[0].step
 
 
 def _draft(n: int) -> StepDraft:
-    step = _STEP.model_copy(update={"id": f"step-{n}"})
+    step = replace(_STEP, id=f"step-{n}")
     return StepDraft(StepRecord(step=step), trace_id=n + 1, sample_rate=None)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace as struct_replace
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
     OTLPMetricExporter as GrpcMetricExporter,
 )
@@ -150,11 +151,11 @@ def test_feedback_measurement_only_for_known_values() -> None:
     step = ALL_STEPS[0].step
     assert mm.feedback_measurement(step) is None
     for value in ("positive", "negative"):
-        m = mm.feedback_measurement(step.model_copy(update={"feedback": value}))
+        m = mm.feedback_measurement(struct_replace(step, feedback=value))
         assert m is not None
         assert m.attributes[sc.LETTA_STEP_FEEDBACK] == value
         assert m.attributes[sc.AGENT_ID] == step.agent_id
-    assert mm.feedback_measurement(step.model_copy(update={"feedback": "meh"})) is None
+    assert mm.feedback_measurement(struct_replace(step, feedback="meh")) is None
 
 
 def test_bucket_boundaries_are_the_semconv_ones() -> None:
@@ -357,7 +358,7 @@ def test_feedback_pairs_are_counted_once_across_restarts(
     tmp_path: Path, reader: InMemoryMetricReader, telemetry: Telemetry
 ) -> None:
     step = ALL_STEPS[0].step
-    liked = step.model_copy(update={"feedback": "positive"})
+    liked = struct_replace(step, feedback="positive")
     with_db = tmp_path / "state.db"
     state = StateStore(with_db)
     telemetry.feedback = FeedbackTracker(state, telemetry.feedback_given)
@@ -368,7 +369,7 @@ def test_feedback_pairs_are_counted_once_across_restarts(
     state = StateStore(with_db)  # a restart: the pair is remembered
     telemetry.feedback = FeedbackTracker(state, telemetry.feedback_given)
     telemetry.polled([liked])
-    telemetry.polled([liked.model_copy(update={"feedback": "negative"})])
+    telemetry.polled([struct_replace(liked, feedback="negative")])
     state.close()
     got = points(reader)[mm.FEEDBACK]
     assert total(got, **{sc.LETTA_STEP_FEEDBACK: "positive"}) == 1

@@ -18,24 +18,27 @@ from typing import Any, TypeVar
 
 import msgspec
 import orjson
-from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from letta_otel import __version__
 from letta_otel.letta.http import HttpError, HttpTransport, RawResponse, build_transport
 from letta_otel.letta.models import (
-    FROM_JSON,
     Agent,
+    LettaModel,
     Message,
+    ModelError,
     ProviderTrace,
     Run,
     Step,
     StepMetrics,
+    convert,
+    describe,
+    json_decoder,
 )
 from letta_otel.letta.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=LettaModel)
 
 # A provider trace's request holds the whole prompt, messages and tool schemas: about
 # 10 KB of a 13 KB trace. Only content capture reads them; without it a request value
@@ -147,7 +150,7 @@ class LettaClient:
         if start_date:
             params["start_date"] = start_date.isoformat()
         try:
-            body = await self._get_json("/v1/steps/", params)
+            body = await self._get_json("/v1/steps/", params, list_decoder(Step))
         except LettaError as exc:
             if exc.status == 400 and BROKEN_STEPS_ROUTE_MARKER in str(exc):
                 raise StepsRouteBroken(str(exc), status=400, path=exc.path) from None
@@ -161,7 +164,7 @@ class LettaClient:
         """The step's provider trace; 200 with ``null`` until the background writer
         stores it (or never). ``lean``: without the request's long values (the prompt),
         for when content is not captured (see :func:`lean_trace_json`)."""
-        decode = lean_trace_fields if lean else orjson.loads
+        decode = lean_trace if lean else full_trace
         return await self._get_model(f"/v1/steps/{step_id}/trace", ProviderTrace, decode)
 
     async def get_metrics(self, step_id: str) -> StepMetrics | None:
@@ -169,7 +172,9 @@ class LettaClient:
 
     async def get_messages(self, step_id: str) -> list[Message]:
         try:
-            body = await self._get_json(f"/v1/steps/{step_id}/messages", {"limit": 1000})
+            body = await self._get_json(
+                f"/v1/steps/{step_id}/messages", {"limit": 1000}, list_decoder(Message)
+            )
         except LettaNotFound:
             return []
         return self._parse_list(body, Message, "message")[0]
@@ -178,7 +183,7 @@ class LettaClient:
         return await self._get_model(f"/v1/runs/{run_id}", Run)
 
     async def list_runs(self, params: Mapping[str, Any]) -> tuple[list[Run], list[str]]:
-        body = await self._get_json("/v1/runs/", params)
+        body = await self._get_json("/v1/runs/", params, list_decoder(Run))
         return self._parse_list(body, Run, "run")
 
     async def list_run_steps(
@@ -188,7 +193,7 @@ class LettaClient:
         if after:
             params["after"] = after
         try:
-            body = await self._get_json(f"/v1/runs/{run_id}/steps", params)
+            body = await self._get_json(f"/v1/runs/{run_id}/steps", params, list_decoder(Step))
         except LettaNotFound:
             return [], []
         return self._parse_list(body, Step, "step")
@@ -203,22 +208,25 @@ class LettaClient:
     # --- plumbing -----------------------------------------------------------------
 
     async def _get_model(
-        self, path: str, model: type[M], decode: Callable[[bytes], Any] = orjson.loads
+        self,
+        path: str,
+        model: type[M],
+        decode: Callable[[bytes], M | None] | None = None,
     ) -> M | None:
+        """``model`` from a JSON document (None for ``null`` or 404): straight from the
+        bytes unless ``decode`` says how."""
         try:
-            body = await self._get_json(path, {}, decode)
+            found: M | None = await self._get_json(
+                path, {}, decode or json_decoder(model | None).decode
+            )
         except LettaNotFound:
             return None
-        if body is None:
-            return None
-        try:
-            return model.model_validate(body, context=FROM_JSON)
-        except ValidationError as exc:
+        except ModelError as exc:
             raise LettaError(
-                f"GET {path}: response does not look like a {model.__name__}: "
-                f"{_short_validation(exc)}",
+                f"GET {path}: response does not look like a {model.__name__}: {describe(exc)}",
                 path=path,
             ) from None
+        return found
 
     def _parse_list(self, body: Any, model: type[M], kind: str) -> tuple[list[M], list[str]]:
         items, ids, invalid = parse_list(body, model, kind)
@@ -255,7 +263,9 @@ class LettaClient:
                 if status < 300:
                     try:
                         return decode(response.body)
-                    except orjson.JSONDecodeError:
+                    except ModelError:
+                        raise  # JSON, but not of the expected shape: the caller's to report
+                    except ValueError:  # orjson's JSONDecodeError, msgspec's DecodeError
                         last_error = f"HTTP {status} with a body that is not valid JSON"
                         self._report("invalid_json", status)
                 elif status in RETRYABLE_STATUS:
@@ -310,45 +320,78 @@ _LEAN_RAW_FIELDS = _LeanTrace.__struct_fields__[1:4]
 _LEAN_DECODED_FIELDS = _LeanTrace.__struct_fields__[4:]
 
 
-_LIST_ADAPTERS: dict[type[BaseModel], TypeAdapter[list[Any]]] = {}
+class AllValid(list[M]):
+    """A list response whose every item decoded as its model (the common case)."""
+
+
+_LIST_DECODERS: dict[type[LettaModel], Callable[[bytes], Any]] = {}
+
+
+def list_decoder(model: type[M]) -> Callable[[bytes], AllValid[M] | Any]:
+    """Decodes a list response for :func:`parse_list`: straight into ``model`` items
+    (:class:`AllValid`) when every item fits, else into plain JSON, which
+    :func:`parse_list` then goes through item by item."""
+    decode = _LIST_DECODERS.get(model)
+    if decode is None:
+        typed = json_decoder(list[model]).decode  # type: ignore[valid-type]
+
+        def decode(body: bytes) -> AllValid[M] | Any:
+            try:
+                return AllValid(typed(body))
+            except ModelError:  # some item (or the whole) has another shape
+                return orjson.loads(body)
+
+        _LIST_DECODERS[model] = decode
+    return decode
 
 
 def parse_list(
     body: Any, model: type[M], kind: str
 ) -> tuple[list[M], list[str], list[InvalidRecord]]:
-    """A decoded JSON list of ``kind`` records: the valid ones, every raw id (for
-    cursors) and the invalid ones (with their id and why)."""
+    """A list response of ``kind`` records (:func:`list_decoder`'s result, or any
+    decoded JSON): the valid ones, every raw id (for cursors) and the invalid ones
+    (with their id and why)."""
+    if isinstance(body, AllValid):
+        valid: list[M] = list(body)
+        return valid, [i for item in valid if isinstance(i := getattr(item, "id", None), str)], []
     if not isinstance(body, list):
         raise LettaError(f"expected a JSON list of {kind}s, got {type(body).__name__}")
     ids = [
         raw_id for raw in body if isinstance(raw, dict) and isinstance(raw_id := raw.get("id"), str)
     ]
-    adapter = _LIST_ADAPTERS.get(model)
-    if adapter is None:
-        adapter = _LIST_ADAPTERS[model] = TypeAdapter(list[model])  # type: ignore[valid-type]
     try:
         # One call for the whole list: most are all valid. One that is not is gone
         # through again item by item, so that the rest is kept.
-        return adapter.validate_python(body, context=FROM_JSON), ids, []
-    except ValidationError:
+        return convert(list[model], body), ids, []  # type: ignore[valid-type]
+    except ModelError:
         pass
     items: list[M] = []
     invalid: list[InvalidRecord] = []
     for raw in body:
         raw_id = raw.get("id") if isinstance(raw, dict) else None
         try:
-            items.append(model.model_validate(raw, context=FROM_JSON))
-        except ValidationError as exc:
+            items.append(convert(model, raw))
+        except ModelError as exc:
             invalid.append(
-                InvalidRecord(
-                    kind, raw_id if isinstance(raw_id, str) else None, _short_validation(exc)
-                )
+                InvalidRecord(kind, raw_id if isinstance(raw_id, str) else None, describe(exc))
             )
     return items, ids, invalid
 
 
+def full_trace(body: bytes) -> ProviderTrace | None:
+    """A provider trace document, whole (content capture reads the prompt)."""
+    doc = orjson.loads(body)
+    return None if doc is None else convert(ProviderTrace, doc)
+
+
+def lean_trace(body: bytes) -> ProviderTrace | None:
+    """A provider trace without the request's long values: :func:`lean_trace_fields`."""
+    fields = lean_trace_fields(body)
+    return None if fields is None else convert(ProviderTrace, fields)
+
+
 def lean_trace_fields(body: bytes) -> Any:
-    """What ``ProviderTrace.model_validate(lean_trace_json(body))`` reads, in one scan.
+    """What ``convert(ProviderTrace, lean_trace_json(body))`` reads, in one scan.
 
     :func:`lean_trace_json` scans a trace twice (the document, then its request) and
     keeps every top-level key; this finds the model's fields and the request's values
@@ -480,9 +523,3 @@ def _error_for(status: int, path: str, response: RawResponse) -> LettaError:
     if status == 404:
         return LettaNotFound(f"GET {path}: HTTP 404: {detail}", status=404, path=path)
     return LettaError(f"GET {path}: HTTP {status}: {detail}", status=status, path=path)
-
-
-def _short_validation(exc: ValidationError) -> str:
-    parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:3]]
-    more = exc.error_count() - len(parts)
-    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")

@@ -328,7 +328,7 @@ class Selection:
                 raise result
             else:
                 # An agent that no longer exists has no tags.
-                tags[agent_id] = tuple(result.tags) if result is not None else ()
+                tags[agent_id] = tuple(result.tags or ()) if result is not None else ()
         return tags
 
     # --- sampling -----------------------------------------------------------------------

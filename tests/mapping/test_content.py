@@ -11,11 +11,13 @@ import json
 from dataclasses import replace
 from typing import Any
 
+import msgspec
 import pytest
+from msgspec.structs import replace as struct_replace
 from opentelemetry.sdk.trace import ReadableSpan
 
 from letta_otel.export.budget import estimate_span_bytes
-from letta_otel.letta.models import Message, ProviderTrace
+from letta_otel.letta.models import Message, ProviderTrace, convert
 from letta_otel.mapping import ids
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.capture import CaptureMode, ContentPolicy
@@ -462,7 +464,7 @@ def test_event_only_leaves_tool_spans_without_content() -> None:
 def test_failed_tool_has_arguments_but_no_result() -> None:
     record = load_scenario("tool_two_steps").steps[0]
     messages = tuple(
-        m.model_copy(update={"status": "error", "tool_returns": None})
+        struct_replace(m, status="error", tool_returns=None)
         if m.message_type == "tool_return_message"
         else m
         for m in record.messages
@@ -500,18 +502,19 @@ def planted_record() -> StepRecord:
     response = json.loads(json.dumps(record.trace.response_json))
     call = response["choices"][0]["message"]["tool_calls"][0]["function"]
     call["arguments"] = json.dumps({"query": leak, "password": "hunter2"})
-    trace = ProviderTrace.model_validate(
-        {**record.trace.model_dump(), "request_json": request, "response_json": response}
+    trace = convert(
+        ProviderTrace,
+        {**msgspec.to_builtins(record.trace), "request_json": request, "response_json": response},
     )
     messages = []
     for message in record.messages:
-        data = message.model_dump()
+        data = msgspec.to_builtins(message)
         if message.message_type == "tool_call_message":
             for c in [data["tool_call"], *data["tool_calls"]]:
                 c["arguments"] = json.dumps({"query": leak})
         if message.message_type == "tool_return_message":
             data["tool_returns"][0]["tool_return"] = f"found {leak}"
-        messages.append(Message.model_validate(data))
+        messages.append(convert(Message, data))
     return replace(record, trace=trace, messages=tuple(messages))
 
 
@@ -540,10 +543,11 @@ def test_planted_secrets_are_redacted_everywhere(mode: CaptureMode) -> None:
 def test_error_texts_are_redacted_even_without_capture() -> None:
     record = load_scenario("fail_http500").steps[0]
     assert record.step.error_data is not None
-    error = record.step.error_data.model_copy(
-        update={"message": "Incorrect API key provided: sk-proj-AbCdEfGhIjKlMnOpQrStUvWx1234"}
+    error = struct_replace(
+        record.step.error_data,
+        message="Incorrect API key provided: sk-proj-AbCdEfGhIjKlMnOpQrStUvWx1234",
     )
-    step = record.step.model_copy(update={"error_data": error})
+    step = struct_replace(record.step, error_data=error)
     spans = map_step(replace(record, step=step), CTX, 1)
     text = "\n".join(all_strings(spans))
     assert "sk-proj-AbCdEfGhIjKlMnOpQrStUvWx1234" not in text
@@ -616,8 +620,8 @@ def test_truncation_is_marked_and_keeps_the_newest_messages() -> None:
 def test_huge_error_message_is_cut_like_any_string() -> None:
     record = load_scenario("fail_http500").steps[0]
     assert record.step.error_data is not None
-    error = record.step.error_data.model_copy(update={"message": "boom " * 2000})
-    step = record.step.model_copy(update={"error_data": error})
+    error = struct_replace(record.step.error_data, message="boom " * 2000)
+    step = struct_replace(record.step, error_data=error)
     spans = map_step(replace(record, step=step), ctx_with(max_attribute_bytes=512), 1)
     event = spans[0].events[0]
     message = str((event.attributes or {})["exception.message"])

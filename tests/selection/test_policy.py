@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from letta_otel.letta.client import LettaError
-from letta_otel.letta.models import Agent, Run, Step
+from letta_otel.letta.models import Agent, Run, Step, convert
 from letta_otel.mapping.records import RunRecord, StepRecord
 from letta_otel.selection.filters import StepFilters
 from letta_otel.selection.policy import Plan, Selection
@@ -71,8 +71,8 @@ class Harness:
         self.enricher.runs[run_id] = Run(id=run_id, status=status, agent_id=AGENT)
 
     def step(self, step_id: str, run_id: str | None, status: str, **fields: Any) -> Step:
-        step = Step.model_validate(
-            {"id": step_id, "run_id": run_id, "status": status, "agent_id": AGENT, **fields}
+        step = convert(
+            Step, {"id": step_id, "run_id": run_id, "status": status, "agent_id": AGENT, **fields}
         )
         self.enricher.steps[step_id] = step
         self.state.record_discovered(
