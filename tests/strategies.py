@@ -167,7 +167,7 @@ PROVIDER_KEYS: tuple[str, ...] = tuple(
 
 # --- JSON values ---------------------------------------------------------------------
 
-# Surrogate-free text: pydantic accepts it and the OTLP encoder can serialise it.
+# Surrogate-free text: the models accept it and the OTLP encoder can serialise it.
 weird_text = st.text(st.characters(codec="utf-8"), max_size=24)
 _LONG_UNIT = st.sampled_from(["a", "é", "€", "🦙", "\u0301", "\u202e", "\x00", "\n", "ﷺ"])
 long_text = st.builds(lambda unit, n: unit * n, _LONG_UNIT, st.integers(1000, 12_000))
@@ -554,7 +554,7 @@ def traces(draw: st.DrawFn) -> ProviderTrace | None:
             if draw(st.integers(0, 3)) == 0:
                 raw = {**raw, field: draw(payloads(field))}
         if draw(st.integers(0, 3)) == 0:
-            # JSON 1e400 and NaN reach pydantic as inf/nan; strings are parsed the same way.
+            # Odd floats as a decoded document may hold them (inf, nan) and as strings.
             odd = st.sampled_from([math.inf, -math.inf, math.nan, "1e400", "NaN", 1e300, -1.0])
             raw = {**raw, "latency_ms": draw(st.one_of(float_values, int_values, st.none(), odd))}
     return validate_lenient(ProviderTrace, raw)

@@ -3,7 +3,7 @@
 Every input starts from an object in ``tests/fixtures/letta-samples`` and is mutated
 (see ``tests/strategies.py``). The properties:
 
-1. model parsing either succeeds or raises ``pydantic.ModelError``, nothing else;
+1. model parsing either succeeds or raises ``ModelError`` (msgspec's), nothing else;
 2. ``map_step``/``map_run`` are total and every span is valid (ids, tree, window,
    attribute types, bounded texts) and deterministic;
 3. the spans encode with the real OTLP encoder without losing an attribute;
