@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from functools import cache
 from typing import Any, TypeVar
 
 import msgspec
@@ -324,24 +325,19 @@ class AllValid(list[M]):
     """A list response whose every item decoded as its model (the common case)."""
 
 
-_LIST_DECODERS: dict[type[LettaModel], Callable[[bytes], Any]] = {}
-
-
+@cache  # one per model, like json_decoder's
 def list_decoder(model: type[M]) -> Callable[[bytes], AllValid[M] | Any]:
     """Decodes a list response for :func:`parse_list`: straight into ``model`` items
     (:class:`AllValid`) when every item fits, else into plain JSON, which
     :func:`parse_list` then goes through item by item."""
-    decode = _LIST_DECODERS.get(model)
-    if decode is None:
-        typed = json_decoder(list[model]).decode  # type: ignore[valid-type]
+    typed = json_decoder(list[model]).decode  # type: ignore[valid-type]
 
-        def decode(body: bytes) -> AllValid[M] | Any:
-            try:
-                return AllValid(typed(body))
-            except ModelError:  # some item (or the whole) has another shape
-                return orjson.loads(body)
+    def decode(body: bytes) -> AllValid[M] | Any:
+        try:
+            return AllValid(typed(body))
+        except ModelError:  # some item (or the whole) has another shape
+            return orjson.loads(body)
 
-        _LIST_DECODERS[model] = decode
     return decode
 
 

@@ -1,7 +1,7 @@
 """Typed views of the Letta REST objects letta-otel reads.
 
 They are msgspec structs: a response is decoded straight from its JSON bytes into
-them, in C (five to ten times cheaper than JSON to dicts to pydantic models, and
+them, in C (about four times cheaper than JSON to dicts to pydantic models, and
 2-3 of those documents are read per step). Every struct ignores unknown fields (newer
 servers add them), accepts ``null`` for everything the samples show as nullable and
 converts laxly, as a JSON client should (``"5"`` for an int). Timestamps are RFC 3339
@@ -37,7 +37,6 @@ class LettaModel(msgspec.Struct, frozen=True, kw_only=True):
     """Immutable, compared by value, unknown fields ignored."""
 
 
-M = TypeVar("M", bound=LettaModel)
 T = TypeVar("T")
 
 
