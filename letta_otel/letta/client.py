@@ -296,9 +296,10 @@ _ABSENT = msgspec.Raw(b"")
 class _LeanTrace(msgspec.Struct):
     """The fields of a trace document a :class:`ProviderTrace` reads, found in one pass.
 
-    Strings are decoded here (msgspec and orjson agree on every string both accept,
-    and reject the same ones); anything else stays raw for orjson. A value of another
-    type fails msgspec's validation and the document takes the general path.
+    Strings and timestamps are decoded here (msgspec and orjson agree on every string
+    both accept, and reject the same ones; a timestamp is read by the same msgspec
+    parser the model uses); anything else stays raw for orjson. A value of another type
+    fails msgspec's validation and the document takes the general path.
     """
 
     request_json: dict[str, msgspec.Raw] | None = None
@@ -306,8 +307,8 @@ class _LeanTrace(msgspec.Struct):
     llm_config: msgspec.Raw = _ABSENT
     latency_ms: msgspec.Raw = _ABSENT
     id: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
     step_id: str | None = None
     run_id: str | None = None
     agent_id: str | None = None
@@ -383,7 +384,14 @@ def full_trace(body: bytes) -> ProviderTrace | None:
 def lean_trace(body: bytes) -> ProviderTrace | None:
     """A provider trace without the request's long values: :func:`lean_trace_fields`."""
     fields = lean_trace_fields(body)
+    if type(fields) is _Typed:
+        return ProviderTrace(**fields)  # already what validation would give: no copy
     return None if fields is None else convert(ProviderTrace, fields)
+
+
+class _Typed(dict[str, Any]):
+    """Fields each of which already has its ``ProviderTrace`` type (validation would
+    return them unchanged), so the model is built from them directly."""
 
 
 def lean_trace_fields(body: bytes) -> Any:
@@ -418,7 +426,23 @@ def lean_trace_fields(body: bytes) -> Any:
     for name in _LEAN_DECODED_FIELDS:
         if (value := getattr(doc, name)) is not None:
             fields[name] = value
-    return fields
+    return _Typed(fields) if _typed(fields) else fields
+
+
+def _typed(fields: dict[str, Any]) -> bool:
+    """Whether the values orjson parsed have their model types already (the usual case:
+    objects, and a float or a small int latency, made a float here as validation would)."""
+    for name in ("response_json", "llm_config"):
+        value = fields.get(name)
+        if value is not None and type(value) is not dict:
+            return False
+    latency = fields.get("latency_ms")
+    if latency is None or type(latency) is float:
+        return True
+    if type(latency) is int and -(2**53) <= latency <= 2**53:
+        fields["latency_ms"] = float(latency)
+        return True
+    return False
 
 
 def lean_trace_json(body: bytes) -> Any:

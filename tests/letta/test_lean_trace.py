@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from letta_otel.letta.client import (
     LEAN_REQUEST_VALUE_BYTES,
     _LeanTrace,
+    _Typed,
+    lean_trace,
     lean_trace_fields,
     lean_trace_json,
 )
@@ -130,6 +132,16 @@ def _outcome(decode: Any, body: bytes) -> Any:
         return "ModelError"  # which field msgspec names first depends on the key order
 
 
+def _built(body: bytes) -> Any:
+    """What ``lean_trace`` itself gives (it builds the model directly when it can)."""
+    try:
+        return lean_trace(body)
+    except orjson.JSONDecodeError:
+        return "JSONDecodeError"
+    except ModelError:
+        return "ModelError"
+
+
 def test_the_one_pass_struct_covers_every_model_field() -> None:
     assert set(_LeanTrace.__struct_fields__) == set(ProviderTrace.__struct_fields__)
 
@@ -139,6 +151,30 @@ def test_the_one_pass_struct_covers_every_model_field() -> None:
 )
 def test_fields_give_the_same_trace_on_every_sample(path: Path, body: bytes) -> None:
     assert _outcome(lean_trace_fields, body) == _outcome(lean_trace_json, body)
+    assert _built(body) == _outcome(lean_trace_json, body)
+    if body != b"null":  # (a step whose trace was never written)
+        assert type(lean_trace_fields(body)) is _Typed  # the direct build is what ran
+
+
+@pytest.mark.parametrize(
+    ("body", "typed"),
+    [
+        (b'{"id": "x", "latency_ms": 12}', True),
+        (b'{"id": "x", "latency_ms": 12.5, "response_json": null}', True),
+        (b'{"id": "x", "latency_ms": 9007199254740993}', False),
+        (b'{"id": "x", "latency_ms": true}', False),
+        (b'{"id": "x", "latency_ms": "12.5"}', False),
+        (b'{"id": "x", "llm_config": [1]}', False),
+        (b'{"created_at": "2026-11-21T22:55:37", "updated_at": "2026-11-21T22:55:37+02:00"}', True),
+    ],
+)
+def test_the_direct_build_gives_what_validation_gives(body: bytes, typed: bool) -> None:
+    assert (type(lean_trace_fields(body)) is _Typed) is typed
+    built = _built(body)
+    assert built == _outcome(lean_trace_json, body)
+    if isinstance(built, ProviderTrace):
+        assert built.latency_ms is None or type(built.latency_ms) is float
+        assert built.created_at is None or built.created_at.tzinfo is not None
 
 
 @pytest.mark.parametrize(
@@ -163,6 +199,7 @@ def test_fields_give_the_same_trace_on_every_sample(path: Path, body: bytes) -> 
 )
 def test_fields_give_the_same_trace_on_odd_documents(body: bytes) -> None:
     assert _outcome(lean_trace_fields, body) == _outcome(lean_trace_json, body)
+    assert _built(body) == _outcome(lean_trace_json, body)
 
 
 @settings(max_examples=300, deadline=None)
@@ -170,6 +207,7 @@ def test_fields_give_the_same_trace_on_odd_documents(body: bytes) -> None:
 def test_fields_give_the_same_trace_on_mutated_samples(raw: Any) -> None:
     body = json.dumps(raw).encode()  # orjson.dumps refuses integers beyond 64 bits
     found, lean = _outcome(lean_trace_fields, body), _outcome(lean_trace_json, body)
+    assert _built(body) == found
     if lean != "JSONDecodeError":
         assert found == lean
     else:
