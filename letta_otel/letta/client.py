@@ -356,12 +356,8 @@ def parse_list(
     ids = [
         raw_id for raw in body if isinstance(raw, dict) and isinstance(raw_id := raw.get("id"), str)
     ]
-    try:
-        # One call for the whole list: most are all valid. One that is not is gone
-        # through again item by item, so that the rest is kept.
-        return convert(list[model], body), ids, []  # type: ignore[valid-type]
-    except ModelError:
-        pass
+    # Item by item, so that the rest is kept: a response whose every item fits was
+    # already decoded in one call (AllValid), so the whole list is not tried again here.
     items: list[M] = []
     invalid: list[InvalidRecord] = []
     for raw in body:
