@@ -13,6 +13,18 @@ requests per step, and throughput as a fraction of the latency-bound limit
 (concurrency ÷ latency ÷ requests per step), plus idle CPU at the poll interval.
 Every wait is bounded by ``--timeout``.
 
+CPU seconds depend on the machine as much as on the code (the same code measured 0.49-0.54
+CPU-s per 1,000 steps on earlier development machines and about 1.0 on a slower one), so
+two yardsticks are printed beside them:
+
+- before the run, on the bridge's CPU: ``benchmarks.stages`` (the same in-process stages,
+  hot in a loop) and a fixed pure-Python loop that does not change with the code; the
+  in-daemon CPU per step is also given as a multiple of the hot stages;
+- with ``--baseline-steps N``, after the run: the issue's own reference, a straightforward
+  sequential poller on the official SDK (``benchmarks/naive.py``), on N steps in the same
+  harness, and letta-otel's CPU per step as a share of it (the issue's target, 0.5 against
+  its 7 CPU-s per 1,000 steps, is 7.1 %).
+
 CPU placement (``--pin``, the default where the machine has two or more CPUs): the
 bridge gets a CPU of its own and the harness (fake Letta, receiver, this script) the
 others. The harness is load, not the system under test: sharing cores with it, the
@@ -121,6 +133,34 @@ def stop_server(proc: subprocess.Popen[str], timeout: float = 30) -> dict[str, A
     return json.loads(lines[-1]) if lines else {}
 
 
+# A fixed workload, never to be changed: how fast this CPU runs plain Python.
+_LOOP = (
+    "import time\nt = time.process_time()\ns = 0\nfor i in range(10_000_000):\n    s += i\n"
+    "print(time.process_time() - t)"
+)
+
+
+def yardstick(cpus: set[int] | None, repeat: int = 3) -> dict[str, float]:
+    """Machine speed on ``cpus`` (the bridge's): the fixed loop's best CPU seconds and
+    ``benchmarks.stages``' hot total in µs per step (best of ``repeat`` each)."""
+
+    def pinned(args: list[str]) -> str:
+        proc = subprocess.run(
+            [sys.executable, *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        )
+        return proc.stdout
+
+    loop = min(float(pinned(["-c", _LOOP]).strip()) for _ in range(repeat))
+    out = pinned(["-m", "benchmarks.stages", "--steps", "1000", "--repeat", str(repeat)])
+    total = next(line for line in out.splitlines() if line.strip().startswith("total"))
+    return {"loop_10m_s": round(loop, 3), "stages_us_per_step": float(total.split()[1])}
+
+
 def exported_steps(state_path: Path) -> int:
     if not state_path.exists():
         return 0
@@ -152,6 +192,19 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     parser.add_argument("--protocol", default="grpc", choices=["grpc", "http/protobuf"])
     parser.add_argument("--json", action="store_true", help="print the result as JSON too")
     parser.add_argument(
+        "--yardstick",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure the machine's speed on the bridge's CPU first (about 15 s)",
+    )
+    parser.add_argument(
+        "--baseline-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="afterwards, run the sequential SDK poller (benchmarks/naive.py) on N steps",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -177,6 +230,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     if placement is not None:
         os.sched_setaffinity(0, placement[0])  # this script; the servers inherit it
     concurrency = ns.concurrency or Settings().max_concurrency
+    machine = yardstick(placement[1] if placement else None) if ns.yardstick else {}
+    if machine:
+        print(
+            f"yardstick on the bridge's CPU: fixed loop {machine['loop_10m_s']:.3f} s, "
+            f"hot stages {machine['stages_us_per_step']:.1f} µs/step",
+            flush=True,
+        )
     letta, letta_info = start_server(
         "letta", "--steps", str(ns.steps), "--latency", str(ns.latency), timeout=120
     )
@@ -314,7 +374,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         "bridge_cpus": sorted(placement[1]) if placement is not None else None,
         "receiver": otlp_stats,
         "first_export_after_s": round(first_export.t, 2) if first_export else None,
+        "yardstick": machine,
     }
+    per_step_us = cpu / expected * 1e6
     print(
         f"\n{expected} steps in {wall:.1f} s = {steps_per_s:.0f} steps/s "
         f"({result['fraction_of_limit']:.0%} of the latency-bound limit {limit:.0f} steps/s = "
@@ -332,6 +394,25 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         f"receiver: {otlp_stats}",
         flush=True,
     )
+    if machine:
+        result["cpu_per_step_x_hot_stages"] = round(per_step_us / machine["stages_us_per_step"], 2)
+        print(
+            f"in the daemon a step costs {result['cpu_per_step_x_hot_stages']}x the hot stages",
+            flush=True,
+        )
+    if ns.baseline_steps:
+        from benchmarks.naive import measure  # noqa: PLC0415 - needs letta-client
+
+        base = measure(ns.baseline_steps, ns.latency, pin=ns.pin)
+        share = result["cpu_s_per_1000_steps"] / base["cpu_s_per_1000_steps"]
+        result["baseline"] = base | {"letta_otel_cpu_share": round(share, 4)}
+        print(
+            f"sequential SDK poller ({base['steps']} steps): {base['steps_per_s']} steps/s, "
+            f"{base['cpu_s_per_1000_steps']:.2f} CPU-s per 1000 steps, "
+            f"{base['requests_per_step']} requests per step; letta-otel uses {share:.1%} of "
+            "its CPU per step (the issue's target: 0.5 of its 7, 7.1%)",
+            flush=True,
+        )
     if ns.json:
         print(json.dumps(result))
     ok = otlp_stats.get("unique_steps") == expected and not otlp_stats.get("duplicate_steps")
