@@ -455,17 +455,18 @@ def lean_trace_json(body: bytes) -> Any:
         top = _OBJECT_OF_RAW.decode(body)
         if top is None:
             return None
+        fields: dict[str, msgspec.Raw | bytes] = dict(top)
         raw_request = top.get("request_json")
         if raw_request is not None:
             request = _OBJECT_OF_RAW.decode(raw_request)
             if request is not None:
-                top["request_json"] = _object(
+                fields["request_json"] = _object(
                     (k, v) for k, v in request.items() if len(v) <= LEAN_REQUEST_VALUE_BYTES
                 )
     except ValueError:  # msgspec's DecodeError (and ValidationError: another shape), or
         # UnicodeDecodeError (a key that is not UTF-8): the full parse reports it
         return orjson.loads(body)
-    return orjson.loads(_object(top.items()))
+    return orjson.loads(_object(fields.items()))
 
 
 def _object(items: Iterable[tuple[str, msgspec.Raw | bytes]]) -> bytes:
