@@ -14,12 +14,15 @@ of it: the target is 0.5 / 7 = 7.1 % of it.
 The poller is what a careful user would write in an afternoon, not a strawman: the
 official ``letta-client`` SDK (sync, httpx underneath), steps listed oldest first by
 cursor, and for each finished step its provider trace, its metrics, its messages only
-when the model asked for a tool, its run once; spans made with the OTel SDK's tracer
+when the model asked for a tool, its run once (by id: paging the runs listing forward
+takes ``before`` on Letta 0.16.8 where its documentation says ``after``, which letta-otel
+detects and a straightforward poller would not); spans made with the OTel SDK's tracer
 (explicit start and end times, GenAI attribute names) through a ``BatchSpanProcessor``
-and the SDK's OTLP gRPC exporter. It makes the same requests as letta-otel (about 2.5 a
-step) and sends comparable spans (a run span, a step span, a chat span, a span per tool
-call), one request at a time. It has none of letta-otel's guarantees (no checkpoint, no
-retry, no export confirmation): it is a CPU yardstick only.
+and the SDK's OTLP gRPC exporter. It makes the requests letta-otel makes plus one a run
+(about 3.1 a step; the issue's 20 steps/s at 20 ms imply about 2.5) and sends comparable
+spans (a run span, a step span, a chat span, a span per tool call), one request at a
+time. It has none of letta-otel's guarantees (no checkpoint, no retry, no export
+confirmation): it is a CPU yardstick only.
 
 Needs the SDK: ``pip install -e '.[bench]'`` (``letta-client``).
 """
