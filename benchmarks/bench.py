@@ -106,6 +106,13 @@ def cpu_plan(pin: bool | None) -> tuple[set[int], set[int]] | None:
     return set(cpus[:-1]), {cpus[-1]}
 
 
+def pin_threads(pid: int, cpus: set[int]) -> None:
+    """Put every thread of ``pid`` on ``cpus``. Call right after the process starts, long
+    before its imports start threads (new ones inherit the placement)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(task), cpus)
+
+
 def start_server(*args: str, timeout: float) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks._servers", *args],
@@ -275,9 +282,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
             stderr=subprocess.STDOUT,
         )
     if placement is not None:
-        # Right after exec, long before its imports start threads (new ones inherit it).
-        for task in os.listdir(f"/proc/{bridge.pid}/task"):
-            os.sched_setaffinity(int(task), placement[1])
+        pin_threads(bridge.pid, placement[1])
     where = (
         f"bridge on CPU {sorted(placement[1])}, harness on {sorted(placement[0])}"
         if placement is not None
@@ -376,7 +381,6 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         "first_export_after_s": round(first_export.t, 2) if first_export else None,
         "yardstick": machine,
     }
-    per_step_us = cpu / expected * 1e6
     print(
         f"\n{expected} steps in {wall:.1f} s = {steps_per_s:.0f} steps/s "
         f"({result['fraction_of_limit']:.0%} of the latency-bound limit {limit:.0f} steps/s = "
@@ -395,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         flush=True,
     )
     if machine:
+        per_step_us = cpu / expected * 1e6
         result["cpu_per_step_x_hot_stages"] = round(per_step_us / machine["stages_us_per_step"], 2)
         print(
             f"in the daemon a step costs {result['cpu_per_step_x_hot_stages']}x the hot stages",

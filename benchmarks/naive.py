@@ -38,7 +38,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks.bench import REPO, cpu_plan, start_server, stop_server
+from benchmarks.bench import REPO, cpu_plan, pin_threads, start_server, stop_server
 
 # The harness's poller subprocess prints one JSON line when done.
 _DONE = "naive-done "
@@ -82,14 +82,11 @@ def poll(url: str, endpoint: str, expected: int) -> dict[str, Any]:  # noqa: PLR
     tracer = provider.get_tracer("letta-naive")
 
     cpu0, wall0 = time.process_time(), time.monotonic()
-    runs: dict[str, Any] = {}
-    run_contexts: dict[str, Any] = {}
+    run_contexts: dict[str, Any] = {}  # the run span of each run seen, as a parent
     seen: set[str] = set()
     after: str | None = None
-    requests = 0
     while len(seen) < expected:
         page = client.steps.list(after=after, limit=100, order="asc")
-        requests += 1
         if not page.items:
             time.sleep(0.5)
             continue
@@ -100,17 +97,14 @@ def poll(url: str, endpoint: str, expected: int) -> dict[str, Any]:  # noqa: PLR
             seen.add(step.id)
             provider_trace = client.steps.trace.retrieve(step.id)
             metrics = client.steps.metrics.retrieve(step.id)
-            requests += 2
             response = provider_trace.response_json if provider_trace else None
             calls = _tool_calls(response)
             messages = []
             if calls or provider_trace is None:
                 messages = client.steps.messages.list(step.id).items  # one page
-                requests += 1
             run_id = step.run_id or ""
-            if run_id not in runs:
-                run = runs[run_id] = client.runs.retrieve(run_id) if run_id else None
-                requests += bool(run_id)
+            if run_id not in run_contexts:
+                run = client.runs.retrieve(run_id) if run_id else None
                 start = _ns(run.created_at) if run else None
                 end = _ns(run.completed_at) if run else None
                 span = tracer.start_span(
@@ -147,12 +141,11 @@ def poll(url: str, endpoint: str, expected: int) -> dict[str, Any]:  # noqa: PLR
             context = trace.set_span_in_context(step_span)
             if provider_trace is not None:
                 llm_ns = (metrics.llm_request_ns if metrics else None) or 0
-                llm_start = start_ns if start_ns is not None else None
                 chat = tracer.start_span(
                     f"chat {step.model}",
                     kind=SpanKind.CLIENT,
                     context=context,
-                    start_time=llm_start,
+                    start_time=start_ns,
                     attributes={
                         "gen_ai.operation.name": "chat",
                         "gen_ai.provider.name": step.provider_name or "",
@@ -164,7 +157,7 @@ def poll(url: str, endpoint: str, expected: int) -> dict[str, Any]:  # noqa: PLR
                         "letta.step.id": step.id,
                     },
                 )
-                chat.end(end_time=(llm_start + llm_ns) if llm_start is not None else None)
+                chat.end(end_time=(start_ns + llm_ns) if start_ns is not None else None)
             for call in calls:
                 function = call.get("function") or {}
                 tool = tracer.start_span(
@@ -184,7 +177,7 @@ def poll(url: str, endpoint: str, expected: int) -> dict[str, Any]:  # noqa: PLR
     provider.force_flush()
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     provider.shutdown()
-    return {"steps": len(seen), "cpu_s": cpu, "wall_s": wall, "requests": requests}
+    return {"steps": len(seen), "cpu_s": cpu, "wall_s": wall}
 
 
 def measure(
@@ -216,8 +209,7 @@ def measure(
             env=os.environ | {"PYTHONPATH": str(REPO)},
         )
         if placement is not None:
-            for task in os.listdir(f"/proc/{proc.pid}/task"):
-                os.sched_setaffinity(int(task), placement[1])
+            pin_threads(proc.pid, placement[1])
         out, _ = proc.communicate(timeout=timeout)
     finally:
         letta_stats = stop_server(letta)
