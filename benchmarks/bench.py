@@ -129,6 +129,29 @@ def start_server(*args: str, timeout: float) -> tuple[subprocess.Popen[str], dic
     return proc, json.loads(line)
 
 
+def bridge_env(
+    letta_url: str,
+    endpoint: str,
+    *,
+    protocol: str,
+    state_path: Path,
+    poll_interval: float,
+    concurrency: int,
+) -> dict[str, str]:
+    """The bridge's environment: this checkout, the harness's servers, defaults else."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("LETTA_", "OTEL_"))} | {
+        "PYTHONPATH": str(REPO),  # this checkout, whatever is installed
+        "LETTA_BASE_URL": letta_url,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        "LETTA_OTEL_STATE_PATH": str(state_path),
+        "LETTA_OTEL_POLL_INTERVAL": str(poll_interval),
+        "LETTA_OTEL_INITIAL_LOOKBACK": "7d",
+        "LETTA_OTEL_MAX_CONCURRENCY": str(concurrency),
+        "LETTA_OTEL_LOG_LEVEL": "INFO",
+    }
+
+
 def stop_server(proc: subprocess.Popen[str], timeout: float = 30) -> dict[str, Any]:
     proc.terminate()
     try:
@@ -252,17 +275,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     workdir = Path(tempfile.mkdtemp(prefix="letta-otel-bench-"))
     state_path = workdir / "state.db"
     endpoint = otlp_info["grpc_endpoint" if ns.protocol == "grpc" else "http_endpoint"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LETTA_", "OTEL_"))} | {
-        "PYTHONPATH": str(REPO),  # this checkout, whatever is installed
-        "LETTA_BASE_URL": letta_info["url"],
-        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-        "OTEL_EXPORTER_OTLP_PROTOCOL": ns.protocol,
-        "LETTA_OTEL_STATE_PATH": str(state_path),
-        "LETTA_OTEL_POLL_INTERVAL": str(ns.poll_interval),
-        "LETTA_OTEL_INITIAL_LOOKBACK": "7d",
-        "LETTA_OTEL_MAX_CONCURRENCY": str(concurrency),
-        "LETTA_OTEL_LOG_LEVEL": "INFO",
-    }
+    env = bridge_env(
+        letta_info["url"],
+        endpoint,
+        protocol=ns.protocol,
+        state_path=state_path,
+        poll_interval=ns.poll_interval,
+        concurrency=concurrency,
+    )
     for assignment in ns.set:
         name, sep, value = assignment.partition("=")
         if not sep:
