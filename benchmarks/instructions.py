@@ -61,6 +61,7 @@ def _table(annotated: str) -> tuple[int, list[tuple[int, str, str]]]:
 def _library(obj: str) -> str:
     names = {
         "libpython": "the Python interpreter",
+        "python3": "the Python interpreter",  # a statically linked one (Debian's)
         "_core.cpython": "msgspec",
         "orjson": "orjson",
         "libsqlite3": "SQLite",
