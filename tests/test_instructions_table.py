@@ -41,4 +41,5 @@ def test_objects_are_grouped_by_library() -> None:
         "the Python interpreter",
     ]
     assert _library("loop.cpython-311-x86_64-linux-gnu.so") == "uvloop"
+    assert _library("python3.11") == "the Python interpreter"  # statically linked (Debian)
     assert _library("libfoo.so") == "libfoo.so"
