@@ -83,25 +83,23 @@ _SCHEMA = (
 # SQLite changes one (they hold at most a day of entries; the indexes are made again
 # after). v1 -> v2 added two states and runs.sample_rate; v2 -> v3 only rewrote the CHECKs.
 _STEP_COLUMNS = "step_id, run_id, state, last_status, first_seen_ns, updated_ns"
-_REBUILD_STEPS = (
-    _STEPS_TABLE.format(name="steps_new")
-    + f"INSERT INTO steps_new ({_STEP_COLUMNS}) SELECT {_STEP_COLUMNS} FROM steps;"
-    "DROP TABLE steps; ALTER TABLE steps_new RENAME TO steps;"
-)
+_RUN_COLUMNS_V1 = "run_id, state, trace_id, first_seen_ns, updated_ns"
 
 
-def _rebuild_runs(columns: str) -> str:
+def _rebuild(table: str, create: str, columns: str) -> str:
+    """Statements that remake ``table`` from its ``create`` template, keeping ``columns``."""
     return (
-        _RUNS_TABLE.format(name="runs_new")
-        + f"INSERT INTO runs_new ({columns}) SELECT {columns} FROM runs;"
-        "DROP TABLE runs; ALTER TABLE runs_new RENAME TO runs;"
+        create.format(name=f"{table}_new")
+        + f"INSERT INTO {table}_new ({columns}) SELECT {columns} FROM {table};"
+        f"DROP TABLE {table}; ALTER TABLE {table}_new RENAME TO {table};"
     )
 
 
 _MIGRATE = {
-    1: _REBUILD_STEPS + _rebuild_runs("run_id, state, trace_id, first_seen_ns, updated_ns"),
-    2: _REBUILD_STEPS
-    + _rebuild_runs("run_id, state, trace_id, first_seen_ns, updated_ns, sample_rate"),
+    1: _rebuild("steps", _STEPS_TABLE, _STEP_COLUMNS)
+    + _rebuild("runs", _RUNS_TABLE, _RUN_COLUMNS_V1),
+    2: _rebuild("steps", _STEPS_TABLE, _STEP_COLUMNS)
+    + _rebuild("runs", _RUNS_TABLE, f"{_RUN_COLUMNS_V1}, sample_rate"),
 }
 
 
