@@ -210,6 +210,16 @@ def yardstick(cpus: set[int] | None, repeat: int = 3) -> dict[str, float]:
     return {"loop_10m_s": round(loop, 3), "stages_us_per_step": float(total.split()[1])}
 
 
+def wait_until_discovering(
+    bridge: subprocess.Popen[Any], log_path: Path, deadline: float, poll: float = 0.05
+) -> None:
+    """Wait for the daemon's start-up to end: it logs which discovery it uses."""
+    while "discovering steps through" not in log_path.read_text():
+        if time.monotonic() > deadline or bridge.poll() is not None:
+            raise SystemExit(f"bridge did not start; see {log_path}")
+        time.sleep(poll)
+
+
 def exported_steps(state_path: Path) -> int:
     if not state_path.exists():
         return 0
@@ -333,16 +343,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         f"log {log_path}",
         flush=True,
     )
-    print(f"interpreter: {interpreter()}", flush=True)
+    python = interpreter()
+    print(f"interpreter: {python}", flush=True)
     samples: list[Sample] = []
     try:
         deadline = time.monotonic() + ns.timeout
         # Start-up (imports, configuration, start-up checks) is reported apart: the clock
         # and the CPU meter start when the daemon logs which discovery it uses.
-        while "discovering steps through" not in log_path.read_text():
-            if time.monotonic() > deadline or bridge.poll() is not None:
-                raise SystemExit(f"bridge did not start; see {log_path}")
-            time.sleep(0.05)
+        wait_until_discovering(bridge, log_path, deadline)
         start = time.monotonic()
         cpu0 = cpu_seconds(bridge.pid)
         split0 = cpu_split(bridge.pid)
@@ -390,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         for q in (1, 2, 3, 4)
     ]
     result = {
-        "interpreter": interpreter(),
+        "interpreter": python,
         "steps": expected,
         "latency_ms": ns.latency * 1000,
         "concurrency": concurrency,

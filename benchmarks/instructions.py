@@ -32,7 +32,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.bench import bridge_env, exported_steps, start_server, stop_server
+from benchmarks.bench import (
+    bridge_env,
+    exported_steps,
+    start_server,
+    stop_server,
+    wait_until_discovering,
+)
 from letta_otel.settings import Settings
 
 # One line of callgrind_annotate's table: count, percentage, file:function [object].
@@ -58,24 +64,27 @@ def _table(annotated: str) -> tuple[int, list[tuple[int, str, str]]]:
     return total, rows
 
 
+# Shared objects by library, first match wins (a file name contains the key).
+_LIBRARIES = {
+    "libpython": "the Python interpreter",
+    "python3": "the Python interpreter",  # a statically linked one (Debian's)
+    "_core.cpython": "msgspec",
+    "orjson": "orjson",
+    "libsqlite3": "SQLite",
+    "_sqlite3": "SQLite",
+    "libc.so": "libc (memcpy, malloc, ...)",
+    "libcrypto": "OpenSSL (sha256 ids)",
+    "_hashlib": "OpenSSL (sha256 ids)",
+    "loop.cpython": "uvloop",
+    "cygrpc": "gRPC",
+    "_message": "protobuf",
+    "_datetime": "datetime",
+    "_asyncio": "asyncio (C)",
+}
+
+
 def _library(obj: str) -> str:
-    names = {
-        "libpython": "the Python interpreter",
-        "python3": "the Python interpreter",  # a statically linked one (Debian's)
-        "_core.cpython": "msgspec",
-        "orjson": "orjson",
-        "libsqlite3": "SQLite",
-        "_sqlite3": "SQLite",
-        "libc.so": "libc (memcpy, malloc, ...)",
-        "libcrypto": "OpenSSL (sha256 ids)",
-        "_hashlib": "OpenSSL (sha256 ids)",
-        "loop.cpython": "uvloop",
-        "cygrpc": "gRPC",
-        "_message": "protobuf",
-        "_datetime": "datetime",
-        "_asyncio": "asyncio (C)",
-    }
-    return next((label for key, label in names.items() if key in obj), obj)
+    return next((label for key, label in _LIBRARIES.items() if key in obj), obj)
 
 
 def measure(steps: int, out: Path, timeout: float) -> int:
@@ -115,10 +124,7 @@ def measure(steps: int, out: Path, timeout: float) -> int:
         )
     try:
         deadline = time.monotonic() + timeout
-        while "discovering steps through" not in log_path.read_text():
-            if time.monotonic() > deadline or bridge.poll() is not None:
-                raise SystemExit(f"bridge did not start; see {log_path}")
-            time.sleep(0.2)
+        wait_until_discovering(bridge, log_path, deadline, poll=0.2)
         subprocess.run(
             ["callgrind_control", "--instr=on", str(bridge.pid)], check=True, capture_output=True
         )
