@@ -11,7 +11,8 @@ Printed: steps/s, CPU seconds per 1000 steps of the bridge process only (from
 /proc/<pid>/stat, start-up excluded), peak RSS (VmHWM) and RSS along the way, Letta
 requests per step, and throughput as a fraction of the latency-bound limit
 (concurrency ÷ latency ÷ requests per step), plus idle CPU at the poll interval.
-Every wait is bounded by ``--timeout``.
+Every wait is bounded by ``--timeout``, and a run whose exported count stands still for
+60 s stops early with the first error in the bridge's log.
 
 CPU seconds depend on the machine as much as on the code (the same code measured 0.49-0.54
 CPU-s per 1,000 steps on earlier development machines and about 1.0 on a slower one), so
@@ -51,6 +52,8 @@ from typing import Any
 from letta_otel.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+# No step exported for this long (the bridge does hundreds a second): stop and say why.
+STALL_S = 60.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -220,6 +223,43 @@ def wait_until_discovering(
         time.sleep(poll)
 
 
+def first_error(log_path: Path) -> str | None:
+    """The bridge log's first ERROR line, shortened: why it may have stopped making progress."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return None
+    line = next((line for line in text.splitlines() if " ERROR " in line), None)
+    return None if line is None else line[:300]
+
+
+@dataclass
+class ProgressWatch:
+    """Gives up when the exported count stops moving. A bridge that skips every step it
+    cannot map (a broken build, say) keeps running by design, and the harness would
+    otherwise wait for it until ``--timeout``; with the fake server every step is
+    exportable, so a count that stands still this long is a failure to report."""
+
+    limit_s: float
+    log_path: Path
+    _count: int = -1
+    _since: float = 0.0
+
+    def check(self, done: int, expected: int, now: float) -> None:
+        if done != self._count:
+            self._count, self._since = done, now
+            return
+        if now - self._since <= self.limit_s:
+            return
+        error = first_error(self.log_path)
+        raise SystemExit(
+            f"bridge made no progress for {self.limit_s:.0f} s ({done} of {expected} steps"
+            " exported)"
+            + (f"; first error in its log: {error}" if error else "")
+            + f"; see {self.log_path}"
+        )
+
+
 def exported_steps(state_path: Path) -> int:
     if not state_path.exists():
         return 0
@@ -356,9 +396,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         split0 = cpu_split(bridge.pid)
         threads0 = thread_cpu(bridge.pid)
         first_export = None
+        watch = ProgressWatch(STALL_S, log_path)
         while time.monotonic() < deadline and bridge.poll() is None:
             done = exported_steps(state_path)
             now = time.monotonic()
+            watch.check(done, expected, now)
             mem = memory_kib(bridge.pid)
             samples.append(Sample(now - start, done, cpu_seconds(bridge.pid), mem["VmRSS"]))
             if done and first_export is None:

@@ -33,6 +33,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks.bench import (
+    ProgressWatch,
     bridge_env,
     exported_steps,
     start_server,
@@ -40,6 +41,9 @@ from benchmarks.bench import (
     wait_until_discovering,
 )
 from letta_otel.settings import Settings
+
+# Under valgrind the bridge is about 50 times slower: allow that long without an export.
+STALL_S = 300.0
 
 # One line of callgrind_annotate's table: count, percentage, file:function [object].
 _ROW = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+(\S.*?)(?:\s+\[(.+)\])?\s*$")
@@ -128,9 +132,11 @@ def measure(steps: int, out: Path, timeout: float) -> int:
         subprocess.run(
             ["callgrind_control", "--instr=on", str(bridge.pid)], check=True, capture_output=True
         )
+        watch = ProgressWatch(STALL_S, log_path)
         while (done := exported_steps(state_path)) < expected:
             if time.monotonic() > deadline or bridge.poll() is not None:
                 raise SystemExit(f"bridge did not finish ({done} of {expected}); see {log_path}")
+            watch.check(done, expected, time.monotonic())
             time.sleep(0.5)
         subprocess.run(
             ["callgrind_control", "--instr=off", str(bridge.pid)], check=True, capture_output=True
