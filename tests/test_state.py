@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -120,20 +121,18 @@ INSERT INTO runs VALUES ('run-1', 'open', 'ab', 1, 1), ('run-0', 'exported', NUL
 """
 
 
-def test_schema_1_file_is_migrated_in_place(tmp_path: Path) -> None:
-    path = tmp_path / "v1.db"
+@contextmanager
+def _migrated(path: Path, script: str) -> Iterator[StateStore]:
+    """An old file written by ``script``, opened (so migrated): what every migration keeps
+    is checked around the caller's own checks, then the file is opened once more."""
     with sqlite3.connect(path) as db:
-        db.executescript(_V1_SCHEMA)
+        db.executescript(script)
     store = StateStore(path)
     try:
         assert store.get_meta("schema_version") == "3"
         assert store.get_meta("steps.cursor") == "step-b"
         assert [o.step_id for o in store.open_steps()] == ["step-b"]
-        assert store.step_state("step-a") == "exported"
-        assert store.run_trace_id("run-1") == "ab"
-        assert store.run_state("run-0") == "exported"
-        store.record_selection(now_ns=5, filtered=[("step-b", "run-1")], filtered_runs=["run-1"])
-        assert (store.step_state("step-b"), store.run_state("run-1")) == ("filtered", "filtered")
+        yield store
         indexes = {row[0] for row in store._db.execute("SELECT name FROM sqlite_master")}
         assert {"steps_state", "steps_run", "runs_state"} <= indexes
     finally:
@@ -141,7 +140,17 @@ def test_schema_1_file_is_migrated_in_place(tmp_path: Path) -> None:
     StateStore(path).close()  # reopening a migrated file is a no-op
 
 
-_V2_TABLES = """
+def test_schema_1_file_is_migrated_in_place(tmp_path: Path) -> None:
+    with _migrated(tmp_path / "v1.db", _V1_SCHEMA) as store:
+        assert store.step_state("step-a") == "exported"
+        assert store.run_trace_id("run-1") == "ab"
+        assert store.run_state("run-0") == "exported"
+        store.record_selection(now_ns=5, filtered=[("step-b", "run-1")], filtered_runs=["run-1"])
+        assert (store.step_state("step-b"), store.run_state("run-1")) == ("filtered", "filtered")
+
+
+_V2_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE steps (
     step_id TEXT PRIMARY KEY, run_id TEXT,
     state TEXT NOT NULL
@@ -166,15 +175,7 @@ INSERT INTO trace_bytes VALUES ('ab', 1234, 5);
 
 
 def test_schema_2_file_is_migrated_in_place(tmp_path: Path) -> None:
-    path = tmp_path / "v2.db"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        db.executescript(_V2_TABLES)
-    store = StateStore(path)
-    try:
-        assert store.get_meta("schema_version") == "3"
-        assert store.get_meta("steps.cursor") == "step-b"
-        assert [o.step_id for o in store.open_steps()] == ["step-b"]
+    with _migrated(tmp_path / "v2.db", _V2_SCHEMA) as store:
         assert store.step_state("step-a") == "sampled"
         assert store.run_selection_info(["run-1"])["run-1"].sample_rate == 10
         assert store.run_state("run-0") == "filtered"
@@ -182,13 +183,8 @@ def test_schema_2_file_is_migrated_in_place(tmp_path: Path) -> None:
         assert store._db.execute("SELECT bytes FROM trace_bytes").fetchall() == [(1234,)]
         tables = dict(store._db.execute("SELECT name, sql FROM sqlite_master WHERE type='table'"))
         assert " IN (" not in tables["steps"] and " IN (" not in tables["runs"]
-        indexes = {row[0] for row in store._db.execute("SELECT name FROM sqlite_master")}
-        assert {"steps_state", "steps_run", "runs_state"} <= indexes
         with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
             store._db.execute("UPDATE steps SET state = 'lost' WHERE step_id = 'step-a'")
-    finally:
-        store.close()
-    StateStore(path).close()
 
 
 def test_writes_build_no_temporary_index_per_row(store: StateStore) -> None:
