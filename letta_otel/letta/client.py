@@ -651,6 +651,8 @@ def _describe_failure(exc: aiohttp.ClientError) -> str:
         return f"cannot connect to {exc.host}:{exc.port} ({reason})"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the connection was closed before an answer"
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return f"the proxy refused the tunnel (HTTP {exc.status} {exc.message})"
     if isinstance(exc, aiohttp.ClientPayloadError):
         return f"the answer's body is incomplete or malformed ({_first_line(str(exc))})"
     if isinstance(exc, aiohttp.ClientResponseError):  # the parser refused the answer

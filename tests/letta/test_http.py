@@ -374,6 +374,14 @@ def test_proxy_credentials_go_to_the_proxy_and_stay_out_of_logs(
     assert "pw-secret" not in caplog.text
 
 
+def test_a_proxy_that_refuses_the_tunnel_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    with ForwardProxy() as proxy:  # it tunnels to 127.0.0.1 only
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        with pytest.raises(LettaError, match=r"the proxy refused the tunnel \(HTTP 403"):
+            health("https://localhost:9")
+        assert (proxy.seen[0].method, proxy.seen[0].target) == ("CONNECT", "localhost:9")
+
+
 def test_a_socks_proxy_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
     with pytest.raises(LettaError, match=r"socks5 proxy .* is not supported.*NO_PROXY"):
