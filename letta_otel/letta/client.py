@@ -357,7 +357,9 @@ class LettaClient:
             async with session.get(url, timeout=timeout, max_redirects=MAX_REDIRECTS) as answer:
                 body = await answer.read()
                 headers = answer.headers
-                _check_framing(headers.getall("Content-Length", ()))
+                if conflict := _framing_conflict(headers.getall("Content-Length", ())):
+                    answer.close()  # the connection, too: what follows on it is unknown
+                    raise aiohttp.ClientPayloadError(conflict)
                 return RawResponse(answer.status, headers, body)
         except TimeoutError:  # aiohttp's timeouts are TimeoutErrors too: first
             self._report("timeout", None)
@@ -634,14 +636,16 @@ def _retry_hint_and_source(response: RawResponse) -> tuple[float | None, str]:
     return None, ""
 
 
-def _check_framing(lengths: Sequence[str]) -> None:
-    """Refuses an answer with two different ``Content-Length`` values (RFC 9112 6.3).
+def _framing_conflict(lengths: Sequence[str]) -> str:
+    """Why an answer with two different ``Content-Length`` values is refused (RFC 9112
+    6.3), or "" for one that has at most one.
 
     aiohttp's C parser rejects them itself; its pure-Python one (PyPy, or
     ``AIOHTTP_NO_EXTENSIONS``) reads the first and would take a cut body as whole.
     """
     if len(lengths) > 1 and len(set(lengths)) > 1:
-        raise aiohttp.ClientPayloadError(f"conflicting Content-Length headers {lengths}")
+        return f"conflicting Content-Length headers {lengths}"
+    return ""
 
 
 def _describe_failure(exc: aiohttp.ClientError) -> str:
