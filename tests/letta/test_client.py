@@ -6,6 +6,8 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
@@ -147,6 +149,11 @@ def test_quota_reset_in_the_body_is_a_hint_too() -> None:
     dated = RawResponse(503, {"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, b"")
     assert _retry_hint(dated) == 0.0
     assert _retry_hint(RawResponse(503, {}, b"<html>")) is None
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    hint = _retry_hint(RawResponse(429, {"retry-after": later}, b""))
+    assert hint is not None and 28 <= hint <= 30
+    assert _retry_hint(RawResponse(429, {"retry-after": "2.5"}, b"")) == 2.5
+    assert _retry_hint(RawResponse(429, {"retry-after": "soon"}, b"")) is None
 
 
 def test_persistent_failure_is_reported_without_secrets(server: FakeLettaServer) -> None:
