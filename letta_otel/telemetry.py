@@ -57,11 +57,12 @@ from letta_otel import __version__
 from letta_otel._aggregate import Aggregator, Instrument, supports
 from letta_otel._config_parsing import redact_url
 from letta_otel.bridge import CycleReport
-from letta_otel.export.sink import (
-    _grpc_compression,
-    _grpc_credentials,
-    _http_compression,
-    _str_or_none,
+from letta_otel.export.otlp_options import (
+    grpc_compression,
+    grpc_credentials,
+    grpc_insecure,
+    http_compression,
+    path_or_none,
 )
 from letta_otel.feedback import FeedbackTracker
 from letta_otel.letta.models import Step
@@ -435,8 +436,8 @@ class CountingMetricExporter(MetricExporter):
 def metrics_transport(settings: Settings) -> Settings:
     """``settings`` with the trace transport swapped for the metrics one.
 
-    The unset (None) metrics settings mean "as for traces"; the result lets the span
-    exporter's helpers (TLS, compression) serve the metric exporter unchanged.
+    The unset (None) metrics settings mean "as for traces"; the result is read the same
+    way for both signals (:mod:`letta_otel.export.otlp_options`).
     """
     own = {
         "otlp_protocol": settings.otlp_metrics_protocol,
@@ -459,25 +460,25 @@ def build_metric_exporter(settings: Settings) -> MetricExporter:
     endpoint = t.otlp_traces_endpoint
     headers = dict(t.otlp_headers)
     if t.otlp_protocol == "grpc":
-        insecure = t.otlp_insecure
-        if insecure is None:
-            insecure = endpoint.startswith("http://")
+        insecure = grpc_insecure(t.otlp_insecure, endpoint)
         return GrpcMetricExporter(
             endpoint=endpoint,
             insecure=insecure,
-            credentials=None if insecure else _grpc_credentials(t),
+            credentials=None
+            if insecure
+            else grpc_credentials(t.otlp_certificate, t.otlp_client_key, t.otlp_client_certificate),
             headers=headers,
             timeout=t.otlp_timeout,
-            compression=_grpc_compression(t.otlp_compression),
+            compression=grpc_compression(t.otlp_compression),
         )
     return HttpMetricExporter(
         endpoint=endpoint,
-        certificate_file=_str_or_none(t.otlp_certificate),
-        client_key_file=_str_or_none(t.otlp_client_key),
-        client_certificate_file=_str_or_none(t.otlp_client_certificate),
+        certificate_file=path_or_none(t.otlp_certificate),
+        client_key_file=path_or_none(t.otlp_client_key),
+        client_certificate_file=path_or_none(t.otlp_client_certificate),
         headers=headers,
         timeout=t.otlp_timeout,
-        compression=_http_compression(t.otlp_compression),
+        compression=http_compression(t.otlp_compression),
     )
 
 
