@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
@@ -43,7 +44,6 @@ from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Ob
 from opentelemetry.sdk.metrics import AlwaysOnExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics import Meter as SdkMeter
 from opentelemetry.sdk.metrics.export import (
-    MetricExporter,
     MetricExportResult,
     MetricReader,
     MetricsData,
@@ -154,7 +154,7 @@ class Telemetry:
             started=now, window=poll_interval * ready_intervals, last_export=now
         )
         self.feedback: FeedbackTracker | None = None
-        self.exporters: list[CountingMetricExporter] = []
+        self.pushes: list[PushCounter] = []  # the OTLP reader's, if any
         self._provider = MeterProvider(resource=resource, metric_readers=list(readers))
         meter = self._provider.get_meter(METER_NAME, __version__, schema_url=sc.SCHEMA_URL)
 
@@ -346,8 +346,8 @@ class Telemetry:
         ``flush=False`` (start-up failed) drops it: its errors would only bury the real one.
         """
         if not flush:
-            for exporter in self.exporters:
-                exporter.discard = True
+            for pushes in self.pushes:
+                pushes.discard = True
         try:
             self._provider.shutdown(timeout_millis=timeout_millis)
         except Exception:
@@ -401,36 +401,55 @@ def _observe(read: Callable[[], float | None]) -> Callable[[CallbackOptions], li
 # --- OTLP metrics exporter ----------------------------------------------------------
 
 
-class CountingMetricExporter(MetricExporter):
-    """Passes exports through and reports each result (for export attempts/failures)."""
+class PushCounter:
+    """Reports the result of each OTLP metrics push (``letta_otel.export.*{signal=metrics}``)."""
 
-    def __init__(self, inner: MetricExporter, on_result: Callable[[bool], None]) -> None:
-        super().__init__(
-            preferred_temporality=inner._preferred_temporality,
-            preferred_aggregation=inner._preferred_aggregation,
-        )
-        self._inner = inner
+    def __init__(self, on_result: Callable[[bool], None]) -> None:
         self._on_result = on_result
         self.discard = False  # set when the process ends before doing any work
 
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
+    def export(self, push: Callable[[], MetricExportResult]) -> MetricExportResult:
+        """Run one push (unless discarding) and report whether it succeeded."""
         if self.discard:
             return MetricExportResult.SUCCESS
         try:
-            result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+            result = push()
         except Exception:
             log.warning("the OTLP metrics exporter raised", exc_info=True)
             result = MetricExportResult.FAILURE
         self._on_result(result is MetricExportResult.SUCCESS)
         return result
 
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return self._inner.force_flush(timeout_millis)
 
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+# The SDK's OTLP metric exporters, each push reported to a PushCounter. Subclasses
+# rather than a wrapper: the periodic reader takes its temporality and aggregation
+# preferences from the exporter it is given, and so they stay the SDK exporter's own
+# (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, ..._DEFAULT_HISTOGRAM_AGGREGATION).
+
+
+class CountingGrpcMetricExporter(GrpcMetricExporter):
+    def __init__(self, pushes: PushCounter, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pushes = pushes
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        return self.pushes.export(partial(super().export, metrics_data, timeout_millis, **kwargs))
+
+
+class CountingHttpMetricExporter(HttpMetricExporter):
+    def __init__(self, pushes: PushCounter, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pushes = pushes
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float | None = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        return self.pushes.export(partial(super().export, metrics_data, timeout_millis, **kwargs))
+
+
+CountingMetricExporter = CountingGrpcMetricExporter | CountingHttpMetricExporter
 
 
 def metrics_transport(settings: Settings) -> Settings:
@@ -454,14 +473,21 @@ def metrics_transport(settings: Settings) -> Settings:
     return settings.model_copy(update=update)
 
 
-def build_metric_exporter(settings: Settings) -> MetricExporter:
-    """The SDK OTLP metric exporter for the metrics transport, every setting explicit."""
+def build_metric_exporter(
+    settings: Settings, pushes: PushCounter | None = None
+) -> CountingMetricExporter:
+    """The SDK OTLP metric exporter for the metrics transport, every setting explicit.
+
+    Each push's result goes to ``pushes`` (by default, nowhere).
+    """
     t = metrics_transport(settings)
+    pushes = pushes or PushCounter(_ignore_result)
     endpoint = t.otlp_traces_endpoint
     headers = dict(t.otlp_headers)
     if t.otlp_protocol == "grpc":
         insecure = grpc_insecure(t.otlp_insecure, endpoint)
-        return GrpcMetricExporter(
+        return CountingGrpcMetricExporter(
+            pushes,
             endpoint=endpoint,
             insecure=insecure,
             credentials=None
@@ -471,7 +497,8 @@ def build_metric_exporter(settings: Settings) -> MetricExporter:
             timeout=t.otlp_timeout,
             compression=grpc_compression(t.otlp_compression),
         )
-    return HttpMetricExporter(
+    return CountingHttpMetricExporter(
+        pushes,
         endpoint=endpoint,
         certificate_file=path_or_none(t.otlp_certificate),
         client_key_file=path_or_none(t.otlp_client_key),
@@ -480,6 +507,10 @@ def build_metric_exporter(settings: Settings) -> MetricExporter:
         timeout=t.otlp_timeout,
         compression=http_compression(t.otlp_compression),
     )
+
+
+def _ignore_result(_: bool) -> None:
+    pass
 
 
 def build_telemetry(
@@ -502,14 +533,14 @@ def build_telemetry(
         if telemetry_ref:
             telemetry_ref[0].metrics_exported(ok)
 
-    exporters: list[CountingMetricExporter] = []
+    pushes: list[PushCounter] = []
     if settings.otlp_metrics and settings.otlp_metrics_endpoint:
         interval_ms = settings.metric_export_interval * 1000
         timeout = metrics_transport(settings).otlp_timeout
-        exporters.append(CountingMetricExporter(build_metric_exporter(settings), on_push))
+        pushes.append(PushCounter(on_push))
         readers.append(
             PeriodicExportingMetricReader(
-                exporters[0],
+                build_metric_exporter(settings, pushes[0]),
                 export_interval_millis=interval_ms,
                 export_timeout_millis=max(timeout * 2000, 1000),
             )
@@ -530,7 +561,7 @@ def build_telemetry(
         letta_server=letta_server,
     )
     telemetry_ref.append(telemetry)
-    telemetry.exporters = exporters
+    telemetry.pushes = pushes
     if state is not None:
         telemetry.feedback = FeedbackTracker(state, telemetry.feedback_given)
     return telemetry
