@@ -10,9 +10,10 @@ One SDK ``MeterProvider`` (the same resource as the spans) feeds up to two reade
   upstream reader gives the standard OTel→Prometheus naming (``_total``, unit
   suffixes, ``target_info``) instead of a hand-made dialect.
 
-The instruments a step or run feeds (``letta.steps``, token usage, durations...) are
-summed by :mod:`letta_otel._aggregate` and merged into each reader's collection, at a
-fraction of the SDK's cost per measurement; the rare ones stay SDK instruments.
+Every instrument is an SDK instrument recorded through its public API (``add``,
+``record``, observable gauges), so temporality, bucket boundaries (the GenAI ones, as
+the instruments' advisory), the cardinality limit with its ``otel.metric.overflow``
+series and exemplars are the SDK's, per reader.
 
 :class:`Telemetry` is the bridge's observer (:mod:`letta_otel.observer`). Nothing
 it does may break a cycle: every hook swallows and logs its own errors.
@@ -28,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -40,9 +41,8 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
     OTLPMetricExporter as HttpMetricExporter,
 )
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
-from opentelemetry.sdk.metrics import AlwaysOnExemplarFilter, MeterProvider
-from opentelemetry.sdk.metrics import Meter as SdkMeter
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     MetricExportResult,
     MetricReader,
@@ -50,11 +50,9 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 
 from letta_otel import __version__
-from letta_otel._aggregate import Aggregator, Instrument, supports
 from letta_otel._config_parsing import redact_url
 from letta_otel.bridge import CycleReport
 from letta_otel.export.otlp_options import (
@@ -114,6 +112,16 @@ class _HealthState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+@dataclass(frozen=True)
+class Instrument:
+    """A counter (``bounds`` None) or an explicit-bucket histogram, as it is exported."""
+
+    name: str
+    unit: str
+    description: str
+    bounds: tuple[float, ...] | None = None
+
+
 # The instruments mapping/metrics.py measures (several per step), as exported.
 STEP_INSTRUMENTS: tuple[Instrument, ...] = (
     Instrument(mm.STEPS, "{step}", "Letta agent steps, counted once each when settled."),
@@ -158,36 +166,26 @@ class Telemetry:
         self._provider = MeterProvider(resource=resource, metric_readers=list(readers))
         meter = self._provider.get_meter(METER_NAME, __version__, schema_url=sc.SCHEMA_URL)
 
-        # The per-step instruments: counted by our own aggregator into every reader when
-        # the readers allow it (see letta_otel._aggregate), else by these SDK instruments.
-        self._counters: dict[str, Counter] = {}
-        self._histograms: dict[str, Histogram] = {}
+        # The per-step instruments, by name: the bound method a measurement goes to.
+        # Histogram boundaries are the instruments' advisory rather than Views, so a
+        # reader that prefers another histogram aggregation (base-2 exponential from
+        # OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION) still gets it.
+        self._sinks: dict[str, Callable[[float, mm.Attributes], None]] = {}
         for inst in STEP_INSTRUMENTS:
             if inst.bounds is None:
-                self._counters[inst.name] = meter.create_counter(
-                    inst.name, inst.unit, inst.description
-                )
+                counter = meter.create_counter(inst.name, inst.unit, inst.description)
+                self._sinks[inst.name] = counter.add
             else:
-                self._histograms[inst.name] = meter.create_histogram(
+                histogram = meter.create_histogram(
                     inst.name,
                     inst.unit,
                     inst.description,
                     explicit_bucket_boundaries_advisory=inst.bounds,
                 )
-        self._aggregator = _aggregator(
-            provider=self._provider,
-            meter=meter,
-            readers=readers,
-            resource=resource,
-            counters=self._counters,
-            histograms=self._histograms,
-        )
-        self._record: Callable[[Iterable[mm.Measurement]], None] = (
-            _ignore  # no reader: nothing would be exported
-            if not readers
-            else self._record_sdk
-            if self._aggregator is None
-            else self._aggregator.record
+                self._sinks[inst.name] = histogram.record
+        # Each measurement of mapping/metrics.py, in its instrument.
+        self.record: Callable[[Iterable[mm.Measurement]], None] = (
+            self._record_sdk if readers else _ignore  # no reader: nothing would be exported
         )
         self._export_attempts = meter.create_counter(
             EXPORT_ATTEMPTS, "{request}", "OTLP export attempts by signal."
@@ -263,7 +261,7 @@ class Telemetry:
 
     def step_accounted(self, record: StepRecord) -> None:
         try:
-            self._record(mm.step_measurements(record))
+            self.record(mm.step_measurements(record))
         except Exception:  # metrics must never stop the export of spans
             log.warning("recording metrics for step %s failed", record.step.id, exc_info=True)
         if self.feedback is not None:
@@ -271,7 +269,7 @@ class Telemetry:
 
     def run_accounted(self, record: RunRecord) -> None:
         try:
-            self._record(mm.run_measurements(record, self._letta_server))
+            self.record(mm.run_measurements(record, self._letta_server))
         except Exception:
             log.warning("recording metrics for run %s failed", record.run.id, exc_info=True)
 
@@ -300,7 +298,7 @@ class Telemetry:
     def feedback_given(self, step: Step) -> None:
         measurement = mm.feedback_measurement(step)
         if measurement is not None:
-            self._record([measurement])
+            self.record([measurement])
 
     # --- plumbing -------------------------------------------------------------------
 
@@ -309,11 +307,9 @@ class Telemetry:
             self.feedback.observe(steps)
 
     def _record_sdk(self, measurements: Iterable[mm.Measurement]) -> None:
-        for m in measurements:
-            if m.instrument in self._counters:
-                self._counters[m.instrument].add(m.value, m.attributes)
-            else:
-                self._histograms[m.instrument].record(m.value, m.attributes)
+        sinks = self._sinks
+        for name, value, attributes in measurements:
+            sinks[name](value, attributes)
 
     @staticmethod
     def _guard(what: str, action: Callable[[], None]) -> None:
@@ -352,38 +348,6 @@ class Telemetry:
             self._provider.shutdown(timeout_millis=timeout_millis)
         except Exception:
             log.warning("stopping the metrics pipeline failed", exc_info=True)
-
-
-def _aggregator(
-    *,
-    provider: MeterProvider,
-    meter: Meter,
-    readers: Sequence[MetricReader],
-    resource: Resource,
-    counters: Mapping[str, Counter],
-    histograms: Mapping[str, Histogram],
-) -> Aggregator | None:
-    """An aggregator attached to every reader, or None when the SDK must do the work.
-
-    None when the SDK is disabled (a no-op meter), when exemplars are always sampled
-    (the aggregator keeps none; the default trace-based filter samples only inside a
-    recording span, and the bridge records metrics outside any), or when a reader
-    asks for another aggregation than the default sum / explicit-bucket histogram.
-    """
-    if not isinstance(meter, SdkMeter):
-        return None
-    config = getattr(provider, "_sdk_config", None)
-    if isinstance(getattr(config, "exemplar_filter", None), AlwaysOnExemplarFilter):
-        return None
-    counter = type(next(iter(counters.values())))
-    histogram = type(next(iter(histograms.values())))
-    if not all(supports(r, counter, histogram) for r in readers):
-        return None
-    scope = InstrumentationScope(METER_NAME, __version__, sc.SCHEMA_URL)
-    aggregator = Aggregator(STEP_INSTRUMENTS, scope, resource)
-    for reader in readers:
-        aggregator.attach(reader, counter, histogram)
-    return aggregator
 
 
 def _ignore(_: Iterable[mm.Measurement]) -> None:
