@@ -25,7 +25,7 @@ from typing import TextIO
 
 from letta_otel import _loop
 from letta_otel.daemon import Daemon, StartupError
-from letta_otel.demo.letta_api import Captures, LettaApiServer, load_captures, step_count
+from letta_otel.demo.letta_api import Captures, LettaApiServer, load_captures
 from letta_otel.demo.receiver import OtlpReceiver
 from letta_otel.demo.render import render_metrics, render_traces
 from letta_otel.logs import setup_logging
@@ -175,9 +175,10 @@ class Demo:
         receiver: OtlpReceiver | None,
     ) -> int:
         runs = captures.demo_runs
+        steps = sum(len(r.step_ids) for r in runs)
         self.say(
             f"letta-otel demo: {len(runs)} real Letta {captures.letta_version} runs "
-            f"({step_count(runs)} steps) served by a local Letta API at {api.base_url}"
+            f"({steps} steps) served by a local Letta API at {api.base_url}"
         )
         shown = settings.describe()
         where = (

@@ -19,7 +19,7 @@ import re
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -75,7 +75,9 @@ class DemoRun:
 
 
 @dataclass
-class _Step:
+class StepCapture:
+    """A step and its parts, as served."""
+
     id: str
     created_at: datetime  # Letta's row time: not in the step JSON, but what lists sort by
     body: dict[str, Any]
@@ -85,11 +87,13 @@ class _Step:
 
 
 @dataclass
-class _Run:
+class RunCapture:
+    """A run and its steps (in step order), as served."""
+
     id: str
     created_at: datetime
     body: dict[str, Any]
-    steps: list[_Step] = field(default_factory=list)
+    steps: list[StepCapture] = field(default_factory=list)
 
 
 @dataclass
@@ -98,12 +102,12 @@ class Captures:
 
     health: dict[str, Any]
     agents: dict[str, dict[str, Any]]
-    runs: list[_Run]
+    runs: list[RunCapture]
     demo_runs: tuple[DemoRun, ...]
     letta_version: str
 
     @property
-    def steps(self) -> list[_Step]:
+    def steps(self) -> list[StepCapture]:
         return sorted((s for r in self.runs for s in r.steps), key=lambda s: (s.created_at, s.id))
 
 
@@ -132,7 +136,7 @@ def _step_start(trace: Any, metrics: Mapping[str, Any]) -> datetime | None:
     return None
 
 
-def _load_run(folder: Traversable, fresh_ids: bool) -> _Run:
+def _load_run(folder: Traversable, fresh_ids: bool) -> RunCapture:
     record = json.loads(folder.joinpath("scenario_record.json").read_text(encoding="utf-8"))
     ids: dict[str, str] = {}
     if fresh_ids:
@@ -140,7 +144,7 @@ def _load_run(folder: Traversable, fresh_ids: bool) -> _Run:
             prefix = old.split("-", 1)[0]
             ids[old] = f"{prefix}-{uuid.uuid4()}"
     body = _read(folder, "run.json", ids)
-    run = _Run(body["id"], _parse_ts(body["created_at"]), body)
+    run = RunCapture(body["id"], _parse_ts(body["created_at"]), body)
     previous: datetime | None = None
     for index, step_id in _step_files(folder):
         stem = f"step{index}_{step_id}"
@@ -152,16 +156,16 @@ def _load_run(folder: Traversable, fresh_ids: bool) -> _Run:
             created = previous + timedelta(microseconds=1)
         previous = created
         messages = _read(folder, f"{stem}_messages.json", ids)
-        run.steps.append(_Step(step["id"], created, step, trace, metrics, messages))
+        run.steps.append(StepCapture(step["id"], created, step, trace, metrics, messages))
     return run
 
 
-def _run_end(run: _Run) -> datetime:
+def _run_end(run: RunCapture) -> datetime:
     end = _parse_ts(run.body["completed_at"]) if run.body.get("completed_at") else run.created_at
     return max([end, *(s.created_at for s in run.steps)])
 
 
-def _shift(run: _Run, delta: timedelta) -> None:
+def _shift(run: RunCapture, delta: timedelta) -> None:
     run.created_at += delta
     run.body["created_at"] = _fmt_z(run.created_at)
     if run.body.get("completed_at"):
@@ -337,7 +341,7 @@ class LettaApi:
         agent_id, feedback = query.get("agent_id"), query.get("feedback")
         has_feedback = query.get("has_feedback")
 
-        def accept(step: _Step) -> bool:
+        def accept(step: StepCapture) -> bool:
             body = step.body
             return not (
                 (start is not None and step.created_at <= start)
@@ -448,7 +452,9 @@ class LettaApiServer:
             target=self._serve, args=(sock, started, ready), name="demo-letta-api", daemon=True
         )
         self._thread.start()
-        ready.wait()
+        if not ready.wait(30):
+            self.stop()
+            raise OSError("the demo's Letta API did not start within 30 s")
         if started and started[0] is not None:
             self.stop()
             raise started[0]
@@ -459,7 +465,8 @@ class LettaApiServer:
     ) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
-        runner = web.AppRunner(self._app, access_log=None)
+        # A request still in flight at stop (after Ctrl-C) must not hold the exit.
+        runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=2.0)
         try:
             loop.run_until_complete(runner.setup())
             loop.run_until_complete(web.SockSite(runner, sock).start())
@@ -484,7 +491,3 @@ class LettaApiServer:
         if self._sock is not None:
             self._sock.close()
         self._loop = self._thread = self._sock = None
-
-
-def step_count(runs: Iterable[DemoRun]) -> int:
-    return sum(len(r.step_ids) for r in runs)
