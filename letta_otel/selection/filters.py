@@ -32,9 +32,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from letta_otel.config.selection import STEP_STATUS_CHOICES
 from letta_otel.letta.models import Run, Step
-
-STEP_STATUS_CHOICES: tuple[str, ...] = ("success", "failed", "cancelled", "incomplete")
 INCOMPLETE = "incomplete"
 
 
