@@ -55,8 +55,8 @@ from prometheus_client import CollectorRegistry
 
 from letta_otel import __version__
 from letta_otel._aggregate import Aggregator, Instrument, supports
-from letta_otel.config.network import redact_url
 from letta_otel.bridge import CycleReport
+from letta_otel.config.network import redact_url
 from letta_otel.export.sink import (
     _grpc_compression,
     _grpc_credentials,

@@ -50,9 +50,11 @@ def cross_field_problems(s: Settings) -> Iterator[Problem]:
     if s.letta_deadline < s.letta_timeout:
         yield Problem(
             "letta_deadline",
-            lambda n: f"{n('letta_deadline')}: {format_number(s.letta_deadline)}s is shorter "
-            f"than {n('letta_timeout')} ({format_number(s.letta_timeout)}s), so a request "
-            "could never use its whole timeout; raise the deadline or lower the timeout",
+            lambda n: (
+                f"{n('letta_deadline')}: {format_number(s.letta_deadline)}s is shorter "
+                f"than {n('letta_timeout')} ({format_number(s.letta_timeout)}s), so a request "
+                "could never use its whole timeout; raise the deadline or lower the timeout"
+            ),
         )
     yield from _metrics_problems(s)
 
@@ -62,35 +64,50 @@ def _preset_problems(s: Settings) -> Iterator[Problem]:
     for other in PRESETS.values():
         for option, harmless in other.options.items():
             if other is not preset and getattr(s, option) not in (None, harmless):
-                yield Problem(
-                    option,
-                    lambda n, o=option, name=other.name: f"{n(o)}: only used with the {name} "
-                    f"backend, but {n('backend')} is '{s.backend}'; set it to '{name}' or "
-                    "unset this setting",
-                )
+                yield _unused_option(option, other.name, s.backend)
     for header, source in preset.headers:
         if header in preset.required and header not in s.otlp_headers:
-            yield Problem(
-                source,
-                lambda n, h=header, src=source: f"{n(src)}: required by the {s.backend} backend "
-                f"({n('backend')}); it is sent as the {h} header. Set it to your "
-                f"{preset.required[h]}, or put {h} in OTEL_EXPORTER_OTLP_HEADERS",
-            )
+            yield _required_header(source, header, preset.required[header], s.backend)
+
+
+def _unused_option(option: str, owner: str, backend: str) -> Problem:
+    return Problem(
+        option,
+        lambda n: (
+            f"{n(option)}: only used with the {owner} backend, but {n('backend')} is "
+            f"'{backend}'; set it to '{owner}' or unset this setting"
+        ),
+    )
+
+
+def _required_header(field: str, header: str, what: str, backend: str) -> Problem:
+    return Problem(
+        field,
+        lambda n: (
+            f"{n(field)}: required by the {backend} backend ({n('backend')}); it is "
+            f"sent as the {header} header. Set it to your {what}, or put {header} in "
+            "OTEL_EXPORTER_OTLP_HEADERS"
+        ),
+    )
 
 
 def _traces_problems(s: Settings) -> Iterator[Problem]:
     if s.otlp_compression == "deflate" and s.otlp_protocol == "grpc":
         yield Problem(
             "otlp_compression",
-            lambda n: f"{n('otlp_compression')}: 'deflate' only works with the http/protobuf "
-            f"protocol; use gzip, or set {n('otlp_protocol')} to http/protobuf",
+            lambda n: (
+                f"{n('otlp_compression')}: 'deflate' only works with the http/protobuf "
+                f"protocol; use gzip, or set {n('otlp_protocol')} to http/protobuf"
+            ),
         )
     if (s.otlp_client_key is None) != (s.otlp_client_certificate is None):
         missing = "otlp_client_key" if s.otlp_client_key is None else "otlp_client_certificate"
         yield Problem(
             missing,
-            lambda n: f"{n(missing)}: mTLS needs both the client key and the client "
-            "certificate; set this one too, or unset the other",
+            lambda n: (
+                f"{n(missing)}: mTLS needs both the client key and the client "
+                "certificate; set this one too, or unset the other"
+            ),
         )
     endpoint: str = s.otlp_traces_endpoint
     plaintext = endpoint.lower().startswith("http://")
@@ -100,17 +117,21 @@ def _traces_problems(s: Settings) -> Iterator[Problem]:
         wanted = "http://" if insecure else "https://"
         yield Problem(
             "otlp_insecure",
-            lambda n: f"{n('otlp_insecure')}: is {str(insecure).lower()} but the endpoint "
-            f"{shown} says otherwise; use a {wanted} endpoint, or unset insecure and let the "
-            "scheme decide",
+            lambda n: (
+                f"{n('otlp_insecure')}: is {str(insecure).lower()} but the endpoint "
+                f"{shown} says otherwise; use a {wanted} endpoint, or unset insecure and let the "
+                "scheme decide"
+            ),
         )
     tls_files = ("otlp_certificate", "otlp_client_key", "otlp_client_certificate")
     given = [field for field in tls_files if getattr(s, field) is not None]
     if plaintext and given:
         yield Problem(
             given[0],
-            lambda n: f"{n(given[0])}: TLS files are set but the endpoint {shown} is "
-            "plaintext (http://); use an https:// endpoint, or drop the TLS files",
+            lambda n: (
+                f"{n(given[0])}: TLS files are set but the endpoint {shown} is "
+                "plaintext (http://); use an https:// endpoint, or drop the TLS files"
+            ),
         )
 
 
@@ -120,11 +141,17 @@ def _budget_problems(s: Settings) -> Iterator[Problem]:
     for inner, outer in pairs:
         small, big = getattr(s, inner), getattr(s, outer)
         if small > big:
-            yield Problem(
-                inner,
-                lambda n, i=inner, o=outer, a=small, b=big: f"{n(i)}: {format_bytes(a)} is more "
-                f"than {n(o)} ({format_bytes(b)}); lower the first or raise the second",
-            )
+            yield _budget_problem(inner, outer, small, big)
+
+
+def _budget_problem(inner: str, outer: str, small: int, big: int) -> Problem:
+    return Problem(
+        inner,
+        lambda n: (
+            f"{n(inner)}: {format_bytes(small)} is more than {n(outer)} "
+            f"({format_bytes(big)}); lower the first or raise the second"
+        ),
+    )
 
 
 _METRICS_TRANSPORT = (
@@ -159,7 +186,9 @@ def _metrics_problems(s: Settings) -> Iterator[Problem]:
         return Problem(field, lambda _: f"{where}: {text}")
 
     if _as_for_traces(s, "otlp_metrics_compression") == "deflate" and protocol == "grpc":
-        yield problem("otlp_metrics_compression", "'deflate' only works with http/protobuf; use gzip")
+        yield problem(
+            "otlp_metrics_compression", "'deflate' only works with http/protobuf; use gzip"
+        )
     plaintext = endpoint.lower().startswith("http://")
     insecure = _as_for_traces(s, "otlp_metrics_insecure")
     shown = redact_url(endpoint)
@@ -169,7 +198,11 @@ def _metrics_problems(s: Settings) -> Iterator[Problem]:
             f"insecure is {str(insecure).lower()} but the metrics endpoint {shown} says "
             "otherwise; make them agree",
         )
-    files = ("otlp_metrics_certificate", "otlp_metrics_client_key", "otlp_metrics_client_certificate")
+    files = (
+        "otlp_metrics_certificate",
+        "otlp_metrics_client_key",
+        "otlp_metrics_client_certificate",
+    )
     given = [f for f in files if _as_for_traces(s, f) is not None]
     if plaintext and given:
         yield problem(

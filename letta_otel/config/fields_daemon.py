@@ -186,8 +186,7 @@ class DaemonFields(BaseModel):
     max_batch_bytes: Annotated[
         int,
         SettingSpec(
-            "Maximum encoded size of one OTLP export: 3MB, 3MiB, 512KiB or plain bytes "
-            "(>= 64KiB).",
+            "Maximum encoded size of one OTLP export: 3MB, 3MiB, 512KiB or plain bytes (>= 64KiB).",
             parse_byte_size(minimum=64 * 1024),
             env=("LETTA_OTEL_MAX_BATCH_BYTES",),
             toml=("export.max_batch_bytes",),

@@ -43,9 +43,9 @@ from letta_otel.config.spec import SettingSpec, show_masked
 from letta_otel.config.units import (
     DURATION_HELP,
     format_bytes,
+    format_duration,
     parse_byte_size,
     parse_duration,
-    format_duration,
 )
 from letta_otel.config.values import (
     choice,

@@ -97,8 +97,8 @@ def letta_api_key_problem(
     if has_key or not is_letta_cloud(base_url):
         return []
     return [
-        f"{SPECS['letta_api_key'].label()}: required for Letta Cloud ({_label(sources, 'letta_base_url')} "
-        f"is {base_url}); create an API key in the Letta app (app.letta.com, API keys) and set "
-        "it, or point LETTA_BASE_URL at your self-hosted Letta server (e.g. "
-        "http://localhost:8283), which needs none"
+        f"{SPECS['letta_api_key'].label()}: not set, but Letta Cloud ({base_url}, "
+        f"{_label(sources, 'letta_base_url')}) needs an API key; create one in the Letta app "
+        "(app.letta.com, API keys) and set LETTA_API_KEY, or set LETTA_BASE_URL to your "
+        "self-hosted Letta server (e.g. http://localhost:8283), which needs none"
     ]

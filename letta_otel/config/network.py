@@ -218,7 +218,6 @@ def parse_header_list(raw: object) -> FrozenMap:
     return parse_kv_list(raw, secret_values=True)
 
 
-
 def is_letta_cloud(base_url: str) -> bool:
     """Whether ``base_url`` is Letta Cloud, which needs an API key."""
     try:

@@ -129,7 +129,11 @@ def _resolve_metrics(inputs: _Inputs) -> None:
     if inputs.peek("otlp_metrics", True):
         for field, twin in METRICS_TWINS[:-1]:
             neutral = inputs.neutral.get(twin)
-            if field in inputs.data or neutral is None or neutral.same_choice(inputs.given.get(twin)):
+            if (
+                field in inputs.data
+                or neutral is None
+                or neutral.same_choice(inputs.given.get(twin))
+            ):
                 continue  # given itself, or traces took this very value: inherit it
             try:
                 value = inputs.specs[field].read(neutral)
@@ -167,4 +171,3 @@ def _resolve_metrics_endpoint(inputs: _Inputs) -> None:
     traces_protocol = inputs.peek("otlp_protocol", "grpc")
     derived = derive_metrics_endpoint(explicit_traces, traces_protocol, protocol)
     inputs.data["otlp_metrics_endpoint"] = derived
-

@@ -31,10 +31,10 @@ from letta_otel.config.values import suggest
 __all__ = [
     "ENV_CONFIG",
     "METRICS_TWINS",
+    "EnvSource",
     "FlagSource",
     "KeyedSource",
     "TomlFileSource",
-    "EnvSource",
     "neutral_key",
 ]
 
@@ -82,7 +82,9 @@ class KeyedSource(PydanticBaseSettingsSource):
         for index, key in enumerate(self.keys_of(spec)):
             found, raw = self.lookup(key)
             if found:
-                return Given(raw, self.source, index, spec.label(self.source, index, self.file_name))
+                return Given(
+                    raw, self.source, index, spec.label(self.source, index, self.file_name)
+                )
         return None
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:

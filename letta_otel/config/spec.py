@@ -14,8 +14,8 @@ a problem names the setting the way the user set it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -189,9 +189,7 @@ class Given:
 
     def same_choice(self, other: object) -> bool:
         """The same raw value from the same source (the key may differ between views)."""
-        return (
-            isinstance(other, Given) and other.source == self.source and other.raw == self.raw
-        )
+        return isinstance(other, Given) and other.source == self.source and other.raw == self.raw
 
     def carrying(self, raw: object) -> Given:
         """This origin with another (derived) raw value."""

@@ -264,4 +264,3 @@ def format_bytes(value: int) -> str:
         if value >= size and value % size == 0:
             return f"{value // size}{unit}"
     return str(value)
-

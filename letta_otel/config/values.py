@@ -20,6 +20,7 @@ from typing import TypeGuard
 
 from pydantic import SecretStr
 
+
 class InvalidValue(ValueError):
     """A raw configuration value is unusable.
 
@@ -103,7 +104,6 @@ def plain_number(text: str) -> float | None:
     return float(text.replace("_", ""))
 
 
-
 # ----------------------------------------------------------------- scalars & choices
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -182,7 +182,6 @@ def parse_required_str(raw: object) -> str:
     if not text:
         raise InvalidValue("must not be empty")
     return text
-
 
 
 # ----------------------------------------------------------------------------- paths

@@ -37,9 +37,7 @@ from letta_otel.config.content import (
     DEFAULT_MAX_ATTRIBUTE_BYTES,
     DEFAULT_MAX_ATTRIBUTES,
     DEFAULT_MAX_SPAN_BYTES,
-    DEFAULT_MAX_TRACE_BYTES,
     MIN_ATTRIBUTE_BYTES,
-    MIN_SPAN_BYTES,
 )
 from letta_otel.export.budget import TRUNCATED_ATTRIBUTE, estimate_span_bytes
 from letta_otel.mapping import semconv as sc

@@ -29,11 +29,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# User patterns are checked when the configuration is loaded; the mapping compiles them.
 from letta_otel.config.content import PatternError, compile_patterns
+
+__all__ = ["REDACTED", "PatternError", "Redactor", "compile_patterns"]
 
 REDACTED = "[REDACTED]"
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1

@@ -32,8 +32,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from letta_otel.config.selection import STEP_STATUS_CHOICES
 from letta_otel.letta.models import Run, Step
+
 INCOMPLETE = "incomplete"
 
 
