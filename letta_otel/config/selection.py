@@ -1,4 +1,4 @@
-"""Filter and sampling values: parsers and display helpers (no letta_otel imports).
+"""Filter and sampling values: parsers and display helpers (used by letta_otel.selection).
 
 Every list setting takes a comma-separated string (environment, one flag value), a TOML
 array or repeated flags; items are trimmed, empty items dropped, duplicates removed (first
