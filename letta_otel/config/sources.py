@@ -25,7 +25,7 @@ from typing import Any
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from letta_otel.config.spec import Given, SettingSpec, Source, toml_label
+from letta_otel.config.spec import Given, SettingSpec, Source
 from letta_otel.config.values import suggest
 
 __all__ = [
@@ -244,8 +244,3 @@ class TomlFileSource(KeyedSource):
         else:
             fix = "remove it (see config/letta-otel.example.toml for valid keys)"
         return f"config file {self.file_name}: unknown key '{name}' in {where} — {fix}"
-
-
-def toml_keys(specs: Iterable[SettingSpec]) -> list[str]:
-    """Every ``[section] key`` label, for documentation."""
-    return [toml_label(key) for spec in specs for key in spec.toml]
