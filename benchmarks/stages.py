@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     ns = parser.parse_args(argv)
     bodies, run_bodies = _bodies(ns.steps)
     n = len(bodies)
-    settings = Settings()
+    # A self-hosted Letta, as the spans of earlier measurements named (the default is Cloud).
+    settings = Settings(letta_base_url="http://localhost:8283")
     ctx = build_context(settings)
 
     step_decoder = json_decoder(list[Step]).decode

@@ -17,17 +17,17 @@ from typing import Any, Protocol
 
 from letta_otel import __version__, _loop
 from letta_otel.backfill import Backfill, BackfillRefused, make_range
-from letta_otel.daemon import Daemon, StartupError
-from letta_otel.doctor import doctor
-from letta_otel.logs import setup_logging
-from letta_otel.mapping import ids
-from letta_otel.settings import (
+from letta_otel.config import (
     ConfigError,
     Settings,
     add_settings_arguments,
     load_settings,
     overrides_from_args,
 )
+from letta_otel.daemon import Daemon, StartupError
+from letta_otel.doctor import doctor
+from letta_otel.logs import setup_logging
+from letta_otel.mapping import ids
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -129,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(ns: argparse.Namespace) -> Settings:
     config_path, overrides = overrides_from_args(ns)
-    return load_settings(config_path=config_path, overrides=overrides)
+    # Every command that reads settings calls Letta: Letta Cloud needs a key.
+    return load_settings(config_path=config_path, overrides=overrides, require_letta_api_key=True)
 
 
 def _secrets(settings: Settings) -> list[str]:

@@ -53,8 +53,8 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
 from letta_otel import __version__
-from letta_otel._config_parsing import redact_url
 from letta_otel.bridge import CycleReport
+from letta_otel.config.network import redact_url
 from letta_otel.export.otlp_options import (
     grpc_compression,
     grpc_credentials,
