@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from letta_otel._aio import GatherQueue
+from letta_otel._aio import drain, take_burst
 from letta_otel.export.budget import BatchPacker, estimate_unit_bytes, trim_spans
 from letta_otel.export.encode import EncodedSpans, encode_entries, encode_request
 from letta_otel.export.sink import SpanSink
@@ -205,7 +205,7 @@ class Bridge:
             plan = await self._select(self._selection, open_steps, known, now_ns, report)
             todo, rates = [o for o in open_steps if o.step_id in plan.proceed], plan.proceed
         exporter = _Exporter(self, report, should_stop, pins, now_ns)
-        units: GatherQueue[Unit | StepDraft | None] = GatherQueue(maxsize=QUEUE_UNITS)
+        units: asyncio.Queue[Unit | StepDraft | None] = asyncio.Queue(maxsize=QUEUE_UNITS)
         consumer = asyncio.create_task(exporter.consume(units))
         # Behind a backlog the listing stopped mid-stream: a run may have steps beyond
         # this slice. Its root waits unless it ended before the slice's last step began.
@@ -228,7 +228,7 @@ class Bridge:
         self,
         work: _Work,
         report: CycleReport,
-        units: GatherQueue[Unit | StepDraft | None],
+        units: asyncio.Queue[Unit | StepDraft | None],
         exporter: _Exporter,
     ) -> None:
         """Enrich open steps, a bounded number at a time, handing them over as drafts
@@ -580,7 +580,7 @@ class _Exporter:
         self.stopped = False
         self.closing = False  # set by the producer before its final None
 
-    async def consume(self, units: GatherQueue[Unit | StepDraft | None]) -> None:
+    async def consume(self, units: asyncio.Queue[Unit | StepDraft | None]) -> None:
         # A timer wakes the consumer once per FLUSH_AFTER with _TICK, rather than a
         # timeout around every get(), which cost more CPU than the batching it guards.
         loop = asyncio.get_running_loop()
@@ -609,20 +609,18 @@ class _Exporter:
                 self._timer.cancel()
 
     async def _burst(
-        self, units: GatherQueue[Unit | StepDraft | None]
+        self, units: asyncio.Queue[Unit | StepDraft | None]
     ) -> list[Unit | StepDraft | None]:
         """The next item and everything queued behind it. After a draft it first waits
-        until GATHER_UNITS items are queued, the producer's final None arrives or
+        until GATHER_UNITS more items have come, the producer's final None arrives or
         GATHER_AFTER has passed (not when the cycle is ending or the export stopped)."""
-        burst = [await units.get()]
-        if isinstance(burst[0], StepDraft) and not (self.closing or self.stopped):
-            await units.gather(GATHER_UNITS, GATHER_AFTER)
-        while not units.empty():
-            burst.append(units.get_nowait())
-        return burst
+        first = await units.get()
+        if isinstance(first, StepDraft) and not (self.closing or self.stopped):
+            return [first, *await take_burst(units, GATHER_UNITS, GATHER_AFTER)]
+        return [first, *drain(units)]
 
     def _tick(
-        self, units: GatherQueue[Unit | StepDraft | None], loop: asyncio.AbstractEventLoop
+        self, units: asyncio.Queue[Unit | StepDraft | None], loop: asyncio.AbstractEventLoop
     ) -> None:
         if not units.full():
             units.put_nowait(_TICK)
