@@ -15,8 +15,8 @@ Order of a cycle, and why:
    transaction; the first failure ends the cycle (the backend is likely down) and what
    is left is retried next cycle with the same span ids.
 
-Enriched steps are mapped and encoded by the consumer in bursts (``GATHER_UNITS``
-or ``GATHER_AFTER``), not one by one between network callbacks: the same code run
+Enriched steps are mapped by the consumer in bursts (``GATHER_UNITS`` or
+``GATHER_AFTER``), not one by one between network callbacks: the same code run
 back to back finds the CPU's caches warm. Measured with ``benchmarks.bench``, this
 cuts the daemon's CPU per step by about a tenth (mapping alone by a third).
 """
@@ -32,8 +32,12 @@ from datetime import UTC, datetime, timedelta
 from opentelemetry.sdk.trace import ReadableSpan
 
 from letta_otel._aio import drain, take_burst
-from letta_otel.export.budget import BatchPacker, estimate_unit_bytes, trim_spans
-from letta_otel.export.encode import EncodedSpans, encode_entries, encode_request
+from letta_otel.export.budget import (
+    BatchPacker,
+    estimate_unit_bytes,
+    request_overhead,
+    trim_spans,
+)
 from letta_otel.export.sink import SpanSink
 from letta_otel.export.trace_budget import TraceBudget, bytes_by_trace
 from letta_otel.letta.client import LettaError
@@ -61,7 +65,7 @@ PRUNE_EVERY = timedelta(minutes=10)
 QUEUE_UNITS = 256
 FLUSH_AFTER = 1.0
 # The consumer waits for this many units, or this long after the first, before mapping
-# and encoding what has arrived (see the module docstring).
+# what has arrived (see the module docstring).
 GATHER_UNITS = 64
 GATHER_AFTER = 0.1
 
@@ -86,8 +90,6 @@ class Unit:
     step_ids: tuple[str, ...] = ()
     run_ids: tuple[str, ...] = ()
     records: tuple[StepRecord | RunRecord, ...] = ()  # for the observer, once committed
-    # The spans' OTLP encoding, when the sink sends it as it is (see _Exporter.measure).
-    entries: list[bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -568,12 +570,8 @@ class _Exporter:
         self._pinned: set[str] = set()
         self._now_ns = now_ns
         self._packer = BatchPacker[Unit]()
-        # Units are encoded as they arrive when the sink sends those bytes as they are:
-        # the batch size is then exact and no separate estimate is made. Not with a trace
-        # budget, which may still change spans just before their batch leaves.
-        self._encode = bridge._sink.takes_encoded and bridge._trace_budget is None
-        # What a request adds to its spans' entries (resource, scope, lengths), once
-        # per request: known after the first encoded unit.
+        # What a request adds to its spans (resource, scope, lengths), once per request:
+        # known after the first unit (every span shares the mapping's resource and scope).
         self._framing = 0
         self._batch_since = 0.0  # loop time of the current batch's first unit
         self._timer: asyncio.TimerHandle | None = None
@@ -627,14 +625,12 @@ class _Exporter:
         self._timer = loop.call_later(FLUSH_AFTER, self._tick, units, loop)
 
     def measure(self, unit: Unit) -> int:
-        """The unit's bytes in a request: exact when encoded here, else an upper bound."""
-        if not self._encode:
-            return estimate_unit_bytes(unit)
-        entries = unit.entries = encode_entries(unit.spans)
-        if not self._framing and entries:
-            one = encode_request(EncodedSpans(unit.spans[:1], entries[:1]))
-            self._framing = len(one) - len(entries[0]) + 2 * 4  # lengths may grow 4 bytes
-        return sum(map(len, entries))
+        """An upper bound of the unit's bytes in a request, without encoding it: the
+        exporter encodes each batch once, as it sends it (sizing units by the SDK's
+        encoding would encode every span twice, a third more CPU per step)."""
+        if not self._framing and unit.spans:
+            self._framing = request_overhead(unit.spans[0])
+        return estimate_unit_bytes(unit)
 
     async def _add(self, unit: Unit) -> None:
         max_spans, max_bytes = self._bridge.batch_bounds()
@@ -677,8 +673,6 @@ class _Exporter:
             batch.sort(key=_unit_start)
             bridge._trace_budget.fit(batch)
         spans: list[ReadableSpan] = [s for unit in batch for s in unit.spans]
-        if self._encode:
-            spans = EncodedSpans(spans, [e for unit in batch for e in unit.entries or ()])
         report.batches += 1
         newest = max((s.end_time or 0) for s in spans)
         ok = await asyncio.to_thread(bridge._sink.export, spans)
