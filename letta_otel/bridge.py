@@ -206,7 +206,19 @@ class Bridge:
         if self._selection is not None:
             plan = await self._select(self._selection, open_steps, known, now_ns, report)
             todo, rates = [o for o in open_steps if o.step_id in plan.proceed], plan.proceed
-        exporter = _Exporter(self, report, should_stop, pins, now_ns)
+        exporter = _Exporter(
+            self,
+            report,
+            should_stop,
+            pins,
+            now_ns,
+            sink=self._sink,
+            state=self._state,
+            observer=self._observer,
+            trace_budget=self._trace_budget,
+            clock=self._clock,
+            max_batch_bytes=self._options.max_batch_bytes,
+        )
         units: asyncio.Queue[Unit | StepDraft | None] = asyncio.Queue(maxsize=QUEUE_UNITS)
         consumer = asyncio.create_task(exporter.consume(units))
         # Behind a backlog the listing stopped mid-stream: a run may have steps beyond
@@ -362,7 +374,8 @@ class Bridge:
         )
         return StepDraft(record, self._step_trace_id(step, pins), sample_rate)
 
-    def _map_step(self, draft: StepDraft, report: CycleReport, now_ns: int) -> Unit | None:
+    def map_draft(self, draft: StepDraft, report: CycleReport, now_ns: int) -> Unit | None:
+        """The draft's unit of spans; None when it cannot be mapped (then skipped)."""
         record = draft.record
         try:
             spans = map_step(record, self._context, draft.trace_id)
@@ -490,7 +503,7 @@ class Bridge:
 
     # --- export ---------------------------------------------------------------------
 
-    def _account(self, batch: Sequence[Unit]) -> None:
+    def account_exported(self, batch: Sequence[Unit]) -> None:
         for unit in batch:
             for record in unit.records:
                 if isinstance(record, StepRecord):
@@ -498,7 +511,7 @@ class Bridge:
                 else:
                     self._observer.run_accounted(record)
 
-    def _export_failed(self, n_spans: int, report: CycleReport) -> None:
+    def export_failed(self, n_spans: int, report: CycleReport) -> None:
         report.failed_batches += 1
         report.errors.append(f"export of {n_spans} spans failed")
         self._good_batches = 0
@@ -511,7 +524,7 @@ class Bridge:
             self._batch_scale * 100,
         )
 
-    def _export_succeeded(self) -> None:
+    def export_succeeded(self) -> None:
         self._good_batches += 1
         if self._batch_scale < 1.0 and self._good_batches >= GROW_AFTER_BATCHES:
             self._batch_scale = min(1.0, self._batch_scale * 2)
@@ -562,8 +575,21 @@ class _Exporter:
         should_stop: Callable[[], bool],
         pins: dict[str, int],
         now_ns: int,
+        *,
+        sink: SpanSink,
+        state: StateStore,
+        observer: BridgeObserver,
+        trace_budget: TraceBudget | None,
+        clock: Callable[[], datetime],
+        max_batch_bytes: int,
     ) -> None:
         self._bridge = bridge
+        self._sink = sink
+        self._state = state
+        self._observer = observer
+        self._trace_budget = trace_budget
+        self._clock = clock
+        self._max_batch_bytes = max_batch_bytes
         self._report = report
         self.should_stop = should_stop
         self._pins = pins
@@ -596,7 +622,7 @@ class _Exporter:
                     if self.stopped:
                         continue  # drain: the producer must never block on a full queue
                     unit = (
-                        self._bridge._map_step(item, self._report, self._now_ns)
+                        self._bridge.map_draft(item, self._report, self._now_ns)
                         if isinstance(item, StepDraft)
                         else item
                     )
@@ -635,7 +661,7 @@ class _Exporter:
     async def _add(self, unit: Unit) -> None:
         max_spans, max_bytes = self._bridge.batch_bounds()
         size = self.measure(unit)
-        limit = self._bridge._options.max_batch_bytes - self._framing
+        limit = self._max_batch_bytes - self._framing
         if size > limit:
             unit.spans = trim_spans(unit.spans, limit)
             size = self.measure(unit)
@@ -661,39 +687,39 @@ class _Exporter:
         new_pins = [rid for rid in self._pins if rid not in self._pinned]
         if new_pins:
             # Pinned before the spans that use them leave, so a crash cannot split a run.
-            bridge._state.set_run_trace_ids(
+            self._state.set_run_trace_ids(
                 ((rid, ids.format_trace_id(self._pins[rid])) for rid in new_pins),
                 now_ns=self._now_ns,
             )
             self._pinned.update(new_pins)
-        if bridge._trace_budget is not None:
+        if self._trace_budget is not None:
             # Per batch, just before it leaves: earlier batches are committed by now, so
             # the state file holds what each trace has used. Units arrive in the order
             # their enrichment finished; the budget goes to the earliest spans first.
             batch.sort(key=_unit_start)
-            bridge._trace_budget.fit(batch)
+            self._trace_budget.fit(batch)
         spans: list[ReadableSpan] = [s for unit in batch for s in unit.spans]
         report.batches += 1
         newest = max((s.end_time or 0) for s in spans)
-        ok = await asyncio.to_thread(bridge._sink.export, spans)
-        bridge._observer.exported(ok, len(spans), newest)
+        ok = await asyncio.to_thread(self._sink.export, spans)
+        self._observer.exported(ok, len(spans), newest)
         if not ok:
-            bridge._export_failed(len(spans), report)
+            bridge.export_failed(len(spans), report)
             self.stopped = True
             return
-        bridge._export_succeeded()
+        bridge.export_succeeded()
         step_ids = [sid for unit in batch for sid in unit.step_ids]
         run_ids = [rid for unit in batch for rid in unit.run_ids]
-        bridge._state.mark_exported(
+        self._state.mark_exported(
             step_ids=step_ids,
             run_ids=run_ids,
-            now_ns=to_ns(bridge._clock()),
-            trace_bytes=bytes_by_trace(spans) if bridge._trace_budget else None,
+            now_ns=to_ns(self._clock()),
+            trace_bytes=bytes_by_trace(spans) if self._trace_budget else None,
         )
         report.exported_steps += len(step_ids)
         report.exported_runs += len(run_ids)
         report.spans += len(spans)
-        bridge._account(batch)
+        bridge.account_exported(batch)
         report.newest_exported_ns = max(report.newest_exported_ns or 0, newest)
 
 
