@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast, overload
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from letta_otel._aio import Slots
-
 MAX_REDIRECTS = 5
 MAX_HEADER_BYTES = 64 * 1024
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
@@ -422,7 +420,7 @@ class FastHttp:
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._ssl = (ssl_context or default_ssl_context()) if parts.scheme == "https" else None
-        self._slots = Slots(max_connections)
+        self._slots = asyncio.Semaphore(max_connections)
         self._idle: list[_Connection] = []
         self._closed = False
         # Request deadlines are checked by one sweep every _sweep_every seconds while
@@ -437,8 +435,7 @@ class FastHttp:
     async def get(self, path: str, params: list[tuple[str, str]]) -> RawResponse:
         target = self._prefix + path + (f"?{urlencode(params)}" if params else "")
         slots = self._slots
-        if not slots.try_acquire():  # a free slot is taken without a coroutine call
-            await slots.acquire()
+        await slots.acquire()
         try:  # the timeout applies per attempt (see _sweep)
             for _ in range(MAX_REDIRECTS + 1):
                 response = await self._send(target)
