@@ -88,13 +88,15 @@ PRESETS: Mapping[str, Preset] = {
         "jaeger",
         "Jaeger (v1.35+ or v2) with OTLP on 4317 (gRPC) / 4318 (HTTP)",
         endpoints={"": _LOCAL_ENDPOINTS},
-        values={"otlp_protocol": "grpc"},
+        # Jaeger stores traces only: a metrics push would fail every interval.
+        values={"otlp_protocol": "grpc", "otlp_metrics": False},
     ),
     "tempo": Preset(
         "tempo",
         "Grafana Tempo with OTLP on 4317/4318; X-Scope-OrgID from LETTA_OTEL_TEMPO_TENANT",
         endpoints={"": _LOCAL_ENDPOINTS},
-        values={"otlp_protocol": "grpc", "max_attribute_bytes": 2048},
+        # Tempo stores traces only: a metrics push would fail every interval.
+        values={"otlp_protocol": "grpc", "max_attribute_bytes": 2048, "otlp_metrics": False},
         headers=(("x-scope-orgid", "tempo_tenant"),),
         options={"tempo_tenant": None},
     ),
@@ -102,7 +104,14 @@ PRESETS: Mapping[str, Preset] = {
         "honeycomb",
         "Honeycomb (api.honeycomb.io, EU api.eu1.honeycomb.io) with HONEYCOMB_API_KEY",
         endpoints={region: _honeycomb_endpoints(region) for region in HONEYCOMB_HOSTS},
-        values={"otlp_protocol": "grpc", "otlp_compression": "gzip", "max_attribute_bytes": 65536},
+        # Honeycomb takes OTLP metrics only into a named dataset (x-honeycomb-dataset):
+        # pushed when the user turns them on (LETTA_OTEL_METRICS=true, HONEYCOMB_DATASET).
+        values={
+            "otlp_protocol": "grpc",
+            "otlp_compression": "gzip",
+            "max_attribute_bytes": 65536,
+            "otlp_metrics": False,
+        },
         headers=(
             ("x-honeycomb-team", "honeycomb_api_key"),
             ("x-honeycomb-dataset", "honeycomb_dataset"),

@@ -165,9 +165,10 @@ def _resolve_metrics_endpoint(inputs: _Inputs) -> None:
         endpoint = EndpointInput(neutral.raw, protocol, insecure, base=True, path="/v1/metrics")
         inputs.put("otlp_metrics_endpoint", endpoint, like=neutral)
         return
-    # None: no metrics URL can be told from this traces URL; the daemon says so at start
-    # and does not push (failing a working traces-only setup on upgrade would be worse).
-    explicit_traces = traces_url if traces is not None else None
+    # Beside the traces URL as resolved (given, or the backend preset's: Honeycomb's
+    # metrics go to Honeycomb, not to the local default). None: no metrics URL can be
+    # told from this traces URL; the daemon says so at start and does not push (failing
+    # a working traces-only setup on upgrade would be worse).
     traces_protocol = inputs.peek("otlp_protocol", "grpc")
-    derived = derive_metrics_endpoint(explicit_traces, traces_protocol, protocol)
+    derived = derive_metrics_endpoint(traces_url, traces_protocol, protocol)
     inputs.data["otlp_metrics_endpoint"] = derived
