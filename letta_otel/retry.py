@@ -137,6 +137,9 @@ class wait_hint_or(wait_base):
 
 # --- Letta requests ------------------------------------------------------------------
 
+# Made once: it holds a reference cycle (its predicate is one of its own methods), which
+# per call would be garbage only the cycle collector frees.
+_RETRY_RETRYABLE = retry_if_exception_type(Retryable)
 DEFAULT_ATTEMPTS = 5
 # One call (all its attempts and waits) ends within this. Before it there was none, and
 # one GET could take about 10 minutes (5 timeouts of 30 s and 4 waits of up to 120 s).
@@ -170,7 +173,7 @@ class RetryPolicy:
             sleep=sleep,
             stop=stop_after_attempt(self.attempts) | stop_at_deadline(deadline),
             wait=wait_hint_or(self.backoff.wait()),
-            retry=retry_if_exception_type(Retryable),
+            retry=_RETRY_RETRYABLE,
             before_sleep=before_sleep,
             retry_error_callback=give_up,
             reraise=True,
