@@ -50,11 +50,11 @@ from letta_otel.letta.client import (
     LettaClient,
     LettaError,
     LettaNotFound,
-    RetryPolicy,
     StepsRouteBroken,
 )
 from letta_otel.logs import SecretFilter
 from letta_otel.mapping import ids
+from letta_otel.retry import Backoff, RetryPolicy
 from letta_otel.state import StateError, StateStore
 
 Status = Literal["ok", "warn", "fail", "skip"]
@@ -62,8 +62,11 @@ TEST_SPAN_NAME = "letta-otel doctor test span"
 TEST_SPAN_ATTRIBUTE = "letta_otel.doctor"
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 _MARKS: dict[Status, str] = {"ok": "[ok]  ", "warn": "[WARN]", "fail": "[FAIL]", "skip": "[skip]"}
-# Doctor answers quickly: one retry for Letta (a 429/5xx blip), not the daemon's five.
-_LETTA_RETRY = RetryPolicy(attempts=2, base_delay=0.2, max_delay=1.0)
+# Doctor answers quickly: one retry for Letta (a 429/5xx blip), not the daemon's five,
+# and a deadline that fits two attempts of its 10 s timeout.
+_LETTA_RETRY = RetryPolicy(
+    attempts=2, deadline=25.0, backoff=Backoff(initial=0.2, maximum=1.0, jitter=0.5)
+)
 
 
 @dataclass(frozen=True)
