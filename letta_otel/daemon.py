@@ -97,6 +97,7 @@ def build_client(
         api_key=settings.letta_api_key.get_secret_value() if settings.letta_api_key else None,
         project=settings.letta_project,
         timeout=settings.letta_timeout,
+        deadline=settings.letta_deadline,
         max_connections=settings.max_concurrency,
         on_error=on_error,
         max_rps=settings.max_rps,

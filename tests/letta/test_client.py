@@ -268,3 +268,27 @@ def test_one_invalid_record_does_not_sink_the_page(server: FakeLettaServer) -> N
     assert STEP in raw_ids and STEP not in valid  # the cursor still moves past it
     assert len(valid) == len(raw_ids) - 1
     assert [getattr(i, "record_id", None) for i in invalid] == [STEP]
+
+
+def test_the_daemons_client_takes_its_deadline_from_the_settings(
+    server: FakeLettaServer,
+) -> None:
+    """LETTA_OTEL_LETTA_DEADLINE bounds a call: a server asking to wait past it ends the
+    call at once, naming the deadline the setting gave."""
+    from letta_otel.config import Settings  # noqa: PLC0415 - only this test builds one
+    from letta_otel.daemon import build_client  # noqa: PLC0415
+
+    server.faults.add(rf"^/v1/steps/{STEP}$", "429", count=-1, retry_after=30)
+    settings = Settings(letta_base_url=server.base_url, letta_timeout=2, letta_deadline=7)
+
+    async def go() -> None:
+        client = build_client(settings)
+        try:
+            await client.get_step(STEP)
+        finally:
+            await client.aclose()
+
+    started = time.monotonic()
+    with pytest.raises(LettaError, match=r"past this call's 7s deadline"):
+        asyncio.run(go())
+    assert time.monotonic() - started < 5
