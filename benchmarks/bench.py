@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from letta_otel.settings import Settings
+from letta_otel.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 # No step exported for this long (the bridge does hundreds a second): stop and say why.

@@ -29,6 +29,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 
 from benchmarks._servers import STEPS_PER_ROUND, TRACED_SCENARIOS
+from letta_otel.config import Settings
 from letta_otel.daemon import build_context
 from letta_otel.export.budget import estimate_unit_bytes
 from letta_otel.letta.client import lean_trace, list_decoder, parse_list
@@ -37,7 +38,6 @@ from letta_otel.letta.models import Message, Run, Step, StepMetrics, convert, js
 from letta_otel.mapping import ids
 from letta_otel.mapping.records import RunRecord, StepRecord
 from letta_otel.mapping.spans import map_run, map_step
-from letta_otel.settings import Settings
 from letta_otel.telemetry import build_telemetry
 from tests.fakes.letta_api import FakeLettaData
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from letta_otel.bridge import Bridge, CycleReport
+from letta_otel.config import Settings
 from letta_otel.daemon import (
     PAGES_PER_CYCLE,
     StartupError,
@@ -57,7 +58,6 @@ from letta_otel.letta.discovery import (
     choose_discovery,
 )
 from letta_otel.progress import Progress
-from letta_otel.settings import Settings
 from letta_otel.state import StateStore
 
 log = logging.getLogger(__name__)

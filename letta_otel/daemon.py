@@ -20,6 +20,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from letta_otel import __version__
 from letta_otel.bridge import Bridge, BridgeOptions, CycleReport
+from letta_otel.config import Settings
 from letta_otel.export.sink import SpanSink, build_sink
 from letta_otel.feedback import FeedbackPoller
 from letta_otel.health import HealthServer, HealthServerError
@@ -42,7 +43,6 @@ from letta_otel.retry import CONNECT_ATTEMPTS, MAX_CYCLE_DELAY, connect_retrying
 from letta_otel.selection.filters import StepFilters
 from letta_otel.selection.policy import Selection
 from letta_otel.selection.sampling import Sampler
-from letta_otel.settings import Settings
 from letta_otel.state import StateError, StateStore
 from letta_otel.telemetry import Telemetry, build_telemetry
 

@@ -54,6 +54,7 @@ from prometheus_client import CollectorRegistry
 
 from letta_otel import __version__
 from letta_otel.bridge import CycleReport
+from letta_otel.config import Settings
 from letta_otel.config.network import redact_url
 from letta_otel.export.otlp_options import (
     grpc_compression,
@@ -67,7 +68,6 @@ from letta_otel.letta.models import Step
 from letta_otel.mapping import metrics as mm
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.records import RunRecord, StepRecord
-from letta_otel.settings import Settings
 from letta_otel.state import StateStore
 
 log = logging.getLogger(__name__)

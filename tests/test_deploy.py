@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from letta_otel.settings import ENV_VARS, Settings, load_settings
+from letta_otel.config import ENV_VARS, Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"

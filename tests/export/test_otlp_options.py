@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.metrics.v1 import (
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
 from opentelemetry.sdk.resources import Resource
 
+from letta_otel.config import load_settings
 from letta_otel.export.otlp_options import (
     grpc_compression,
     grpc_credentials,
@@ -30,7 +31,6 @@ from letta_otel.export.otlp_options import (
     http_compression,
     path_or_none,
 )
-from letta_otel.settings import load_settings
 from letta_otel.telemetry import Telemetry, build_metric_exporter
 
 
