@@ -15,7 +15,8 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
 
-from letta_otel import __version__, _loop
+from letta_otel import __version__, eventloop
+from letta_otel.assemble import StartupError
 from letta_otel.backfill import Backfill, BackfillRefused, make_range
 from letta_otel.config import (
     ConfigError,
@@ -24,7 +25,7 @@ from letta_otel.config import (
     load_settings,
     overrides_from_args,
 )
-from letta_otel.daemon import Daemon, StartupError
+from letta_otel.daemon import Daemon
 from letta_otel.doctor import doctor
 from letta_otel.logs import setup_logging
 from letta_otel.mapping import ids
@@ -160,9 +161,9 @@ class _Outcome(Protocol):
 
 def _drive(main: Coroutine[Any, Any, _Outcome]) -> int:
     """Run a long-running command on the event loop and map its outcome to an exit code."""
-    _loop.tune_gc()
+    eventloop.tune_gc()
     try:
-        result = _loop.run(main)
+        result = eventloop.run(main)
     except StartupError as exc:
         log.error("cannot start: %s", exc)  # noqa: TRY400 - a message, not a traceback
         return EXIT_CONFIG

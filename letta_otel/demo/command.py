@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from letta_otel import _loop
+from letta_otel import eventloop
+from letta_otel.assemble import StartupError
 from letta_otel.config import ConfigError, Settings, load_settings
-from letta_otel.daemon import Daemon, StartupError
+from letta_otel.daemon import Daemon
 from letta_otel.demo.letta_api import Captures, LettaApiServer, load_captures
 from letta_otel.demo.receiver import OtlpReceiver
 from letta_otel.demo.render import render_metrics, render_traces
@@ -190,7 +191,7 @@ class Demo:
         self.say(f"running the bridge once, as `letta-otel run --once` does, into {where}")
         started = time.monotonic()
         try:
-            result = _loop.run(Daemon(settings).run(once=True))
+            result = eventloop.run(Daemon(settings).run(once=True))
         except StartupError as exc:
             print(f"letta-otel demo: cannot start: {exc}", file=sys.stderr)
             return EXIT_CONFIG

@@ -323,7 +323,7 @@ class LettaClient:
         finally:
             # tenacity keeps the call's last actions, bound methods of the retrying
             # object, in that object: a reference cycle per call, which the daemon's
-            # rare young-generation collections (letta_otel._loop.tune_gc) let pile up
+            # rare young-generation collections (letta_otel.eventloop.tune_gc) let pile up
             # (about 5 MB of peak RSS in benchmarks.bench). Emptied, refcounting frees it.
             retrying.iter_state.reset()
 
