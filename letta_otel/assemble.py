@@ -31,11 +31,12 @@ from letta_otel.letta.discovery import (
 from letta_otel.letta.enrich import Enricher
 from letta_otel.mapping import ids
 from letta_otel.mapping import semconv as sc
+from letta_otel.mapping.attributes import endpoint_address
 from letta_otel.mapping.capture import CaptureMode, ContentPolicy
 from letta_otel.mapping.limits import Limits
 from letta_otel.mapping.records import needs_messages
 from letta_otel.mapping.redact import Redactor, compile_patterns
-from letta_otel.mapping.spans import MappingContext, endpoint_address
+from letta_otel.mapping.spans import MappingContext
 from letta_otel.pipeline.cycle import Bridge, BridgeOptions
 from letta_otel.pipeline.observer import BridgeObserver
 from letta_otel.pipeline.selecting import Selection
