@@ -60,7 +60,7 @@ _SECTIONS = (
     ("letta_otel.pipeline.runs", "map_run"),
     ("letta_otel.pipeline.batches", "BatchExporter.measure"),
     ("letta_otel.letta.client", "lean_trace"),
-    ("letta_otel.letta.client", "lean_trace_fields"),
+    ("letta_otel.letta.decode", "lean_trace_fields"),
     ("letta_otel.letta.client", "parse_list"),
     ("letta_otel.state.store", "StateStore.mark_exported"),
     ("letta_otel.state.store", "StateStore.record_discovered"),

@@ -32,7 +32,7 @@ from benchmarks._servers import STEPS_PER_ROUND, TRACED_SCENARIOS
 from letta_otel.assemble import build_context
 from letta_otel.config import Settings
 from letta_otel.export.budget import estimate_unit_bytes
-from letta_otel.letta.client import lean_trace, list_decoder, parse_list
+from letta_otel.letta.decode import lean_trace, list_decoder, parse_list
 from letta_otel.letta.enrich import StepParts
 from letta_otel.letta.models import Message, Run, Step, StepMetrics, convert, json_decoder
 from letta_otel.mapping import ids

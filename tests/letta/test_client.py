@@ -11,13 +11,13 @@ from email.utils import format_datetime
 
 import pytest
 
+from letta_otel.letta.answers import _retry_hint
 from letta_otel.letta.client import (
     LettaAuthError,
     LettaClient,
     LettaError,
     RawResponse,
     StepsRouteBroken,
-    _retry_hint,
 )
 from letta_otel.retry import Backoff, RetryPolicy
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer
