@@ -27,7 +27,8 @@ from letta_otel import eventloop
 from letta_otel.assemble import StartupError
 from letta_otel.config import ConfigError, Settings, load_settings
 from letta_otel.daemon import Daemon
-from letta_otel.demo.letta_api import Captures, LettaApiServer, load_captures
+from letta_otel.demo.captures import Captures, load_captures
+from letta_otel.demo.letta_api import LettaApiServer
 from letta_otel.demo.receiver import OtlpReceiver
 from letta_otel.demo.render import render_metrics, render_traces
 from letta_otel.logs import setup_logging
