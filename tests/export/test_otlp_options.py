@@ -31,7 +31,8 @@ from letta_otel.export.otlp_options import (
     http_compression,
     path_or_none,
 )
-from letta_otel.telemetry import Telemetry, build_metric_exporter
+from letta_otel.metrics_otlp import build_metric_exporter
+from letta_otel.telemetry import Telemetry
 
 
 def test_compression_names() -> None:
