@@ -323,6 +323,7 @@ def _decode_metric(
     resource: dict[str, Any],
     scope: common_pb2.InstrumentationScope,
     protocol: str,
+    *,
     received_at: float = 0.0,
     received_wall: float = 0.0,
 ) -> ReceivedMetric:
@@ -422,7 +423,14 @@ def decode_metrics_request(
         resource = kvs_to_dict(rm.resource.attributes)
         for sm in rm.scope_metrics:
             out.extend(
-                _decode_metric(m, resource, sm.scope, protocol, received_at, received_wall)
+                _decode_metric(
+                    m,
+                    resource,
+                    sm.scope,
+                    protocol,
+                    received_at=received_at,
+                    received_wall=received_wall,
+                )
                 for m in sm.metrics
             )
     return out
