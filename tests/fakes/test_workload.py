@@ -314,6 +314,16 @@ def test_backlog_is_frozen_in_flux() -> None:
         FakeLettaData.empty(seed=2), 3000, WorkloadConfig(rate=10), seed=2, end=frozen
     )
     assert [s.step_id for s in again.steps()] == [s.step_id for s in steps]
+    assert again.runs()[-1].created == frozen  # the last run arrived as the clock stopped
+    # the same seed live: the same runs, unfolding the same way after their arrival
+    _, live, _ = _workload(60, seed=2, config=WorkloadConfig(rate=10))
+    for a, b in zip(live.runs()[:100], workload.runs(), strict=False):
+        assert (a.scenario, a.status, a.runless, a.terminal - a.created) == (
+            b.scenario,
+            b.status,
+            b.runless,
+            b.terminal - b.created,
+        )
 
 
 # --- faults and accounting --------------------------------------------------------------

@@ -201,6 +201,26 @@ def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
 
 
+@dataclass(frozen=True, slots=True)
+class _StepPlan:
+    """One step of a run, its times relative to the run's arrival."""
+
+    tstep: TemplateStep
+    created: timedelta
+    visible: timedelta
+    ended: timedelta
+    terminal: timedelta
+    metrics: timedelta
+    trace: timedelta | None
+
+
+@dataclass(frozen=True, slots=True)
+class _RunPlan:
+    scenario: str
+    runless: bool
+    steps: tuple[_StepPlan, ...]
+
+
 class LettaLikeWorkload:
     """Runs arriving at ``config.rate`` from ``start()`` on, until ``stop()``."""
 
@@ -210,8 +230,11 @@ class LettaLikeWorkload:
         self.data = data
         self.config = config or WorkloadConfig()
         self.seed = seed
-        self._rng = random.Random(seed)
-        self._id_rng = random.Random(seed ^ 0x1D5EED)  # ids apart: schedules stay comparable
+        # Three streams, so that what a run is does not depend on when it arrived: the
+        # same seed gives the same runs live and in a backlog.
+        self._rng = random.Random(seed)  # what each run is and how its steps unfold
+        self._arrivals = random.Random(seed ^ 0xA441)  # the gaps between arrivals
+        self._id_rng = random.Random(seed ^ 0x1D5EED)  # ids
         self._lock = threading.Lock()
         self._next: datetime | None = None
         self._stop: datetime | None = None
@@ -229,7 +252,7 @@ class LettaLikeWorkload:
         """Runs start arriving after ``at`` (default: the data's clock now)."""
         at = (at or self.data.clock()).astimezone(UTC)
         with self.data.lock:
-            self._next = at + _seconds(self._rng.expovariate(self.config.rate))
+            self._next = at + self._gap()
 
     def stop(self, at: datetime | None = None) -> None:
         """No run arrives at or after ``at`` (default: now); runs under way go on."""
@@ -248,21 +271,24 @@ class LettaLikeWorkload:
         seed: int = 0,
         end: datetime | None = None,
     ) -> Self:
-        """At least ``steps`` steps of runs that arrived over the time before ``end``
-        (default: now), then the data's clock stops at the last arrival: what was in
-        flux then (pending rows, traces and metrics not written yet, late commits not
-        visible yet, steps not started yet) stays so."""
+        """At least ``steps`` steps of runs that arrived before ``end`` (default: now),
+        the last one at ``end``; then the data's clock stops at ``end``: what was in flux
+        then (pending rows, traces and metrics not written yet, late commits not visible
+        yet, steps not started yet) stays so."""
         workload = cls(data, config, seed=seed)
-        cfg = workload.config
-        span = steps / (cfg.rate * workload.mean_steps_per_run())
-        end_at = (end or datetime.now(UTC)).astimezone(UTC)
-        arrival = end_at - _seconds(span)
+        plans: list[_RunPlan] = []
+        total = 0
+        while total < steps:
+            plans.append(workload._draw_run())
+            total += len(plans[-1].steps)
+        gaps = [workload._gap() for _ in plans[1:]]
+        frozen = (end or datetime.now(UTC)).astimezone(UTC)
+        arrival = frozen - sum(gaps, timedelta(0))
         with data.lock:
-            while len(workload._steps) < steps:
-                arrival += _seconds(workload._rng.expovariate(cfg.rate))
-                workload._add_run(arrival)
-            workload._stop = arrival
-        frozen = arrival
+            for plan, gap in zip(plans, [*gaps, timedelta(0)], strict=True):
+                workload._place(plan, arrival)
+                arrival += gap
+            workload._stop = frozen
         data.clock = lambda: frozen
         return workload
 
@@ -309,8 +335,11 @@ class LettaLikeWorkload:
             and self._next <= now
             and (self._stop is None or self._next < self._stop)
         ):
-            self._add_run(self._next)
-            self._next += _seconds(self._rng.expovariate(self.config.rate))
+            self._place(self._draw_run(), self._next)
+            self._next += self._gap()
+
+    def _gap(self) -> timedelta:
+        return _seconds(self._arrivals.expovariate(self.config.rate))
 
     def _scenario(self) -> str:
         rng, cfg = self._rng, self.config
@@ -319,7 +348,7 @@ class LettaLikeWorkload:
             return rng.choice(pool)
         return rng.choice(SUCCESS_SCENARIOS)
 
-    def _plan(self, tsteps: Sequence[TemplateStep]) -> list[TemplateStep]:
+    def _shape(self, tsteps: Sequence[TemplateStep]) -> list[TemplateStep]:
         """The scenario's steps, with extra tool-call steps before the final one."""
         if not _repeats_tool_step(tsteps):
             return list(tsteps)
@@ -329,14 +358,15 @@ class LettaLikeWorkload:
             extra += 1
         return [tsteps[0]] * extra + list(tsteps)
 
-    def _add_run(self, arrival: datetime) -> None:
+    def _draw_run(self) -> _RunPlan:
+        """What the next run is and how its steps unfold, relative to its arrival."""
         rng, cfg = self._rng, self.config
         scenario = self._scenario()
         runless = rng.random() < cfg.runless
         tsteps = self._templates[scenario]
-        at = arrival + _seconds(max(0.001, tsteps[0].offset_seconds))
-        timed: list[TimedStep] = []
-        for tstep in self._plan(tsteps):
+        at = _seconds(max(0.001, tsteps[0].offset_seconds))
+        steps: list[_StepPlan] = []
+        for tstep in self._shape(tsteps):
             start = at
             ended = start + _seconds(tstep.step_seconds or cfg.default_step_seconds)
             terminal = ended + _seconds(_draw(cfg.pending_tail, rng))
@@ -347,28 +377,44 @@ class LettaLikeWorkload:
             lost = rng.random() < cfg.no_trace
             trace_by = _draw(cfg.trace_delay, rng)
             trace = terminal + _seconds(trace_by) if tstep.has_trace and not lost else None
-            timeline = StepTimeline(start, visible, ended, terminal, metrics, trace)
-            timed.append(TimedStep(tstep.index, timeline))
+            steps.append(_StepPlan(tstep, start, visible, ended, terminal, metrics, trace))
             at = ended + _seconds(_draw(cfg.step_gap, rng))
-        completed = timed[-1].timeline.ended
+        return _RunPlan(scenario, runless, tuple(steps))
+
+    def _place(self, plan: _RunPlan, arrival: datetime) -> None:
+        """Add the planned run to the data, arriving at ``arrival``."""
+        timed = [
+            TimedStep(
+                p.tstep.index,
+                StepTimeline(
+                    created=arrival + p.created,
+                    visible=arrival + p.visible,
+                    ended=arrival + p.ended,
+                    terminal=arrival + p.terminal,
+                    metrics=arrival + p.metrics,
+                    trace=None if p.trace is None else arrival + p.trace,
+                ),
+            )
+            for p in plan.steps
+        ]
         terminal_at = max(t.timeline.terminal for t in timed)
         run_id, step_ids = self.data.add_timed_run(
-            scenario,
+            plan.scenario,
             created_at=arrival,
             steps=timed,
-            completed_at=completed,
+            completed_at=timed[-1].timeline.ended,
             terminal_at=terminal_at,
-            runless=runless,
+            runless=plan.runless,
             rng=self._id_rng,
         )
-        statuses = [tsteps[t.like].status for t in timed]
+        statuses = [p.tstep.status for p in plan.steps]
         with self._lock:
             for step_id, t, status in zip(step_ids, timed, statuses, strict=True):
                 tl = t.timeline
                 self._steps[step_id] = StepTruth(
                     step_id=step_id,
-                    run_id=None if runless else run_id,
-                    scenario=scenario,
+                    run_id=None if plan.runless else run_id,
+                    scenario=plan.scenario,
                     status=status,
                     created=tl.created,
                     visible=tl.visible,
@@ -379,11 +425,11 @@ class LettaLikeWorkload:
                 )
             self._runs[run_id] = RunTruth(
                 run_id=run_id,
-                scenario=scenario,
+                scenario=plan.scenario,
                 status="failed" if "failed" in statuses else "completed",
                 created=arrival,
                 terminal=terminal_at,
-                runless=runless,
+                runless=plan.runless,
                 step_ids=tuple(step_ids),
             )
 
