@@ -111,6 +111,19 @@ def percentiles(values: Sequence[float], digits: int = 1) -> dict[str, float | i
     }
 
 
+def time_weighted_median(durations: Sequence[float]) -> float | None:
+    """The duration of the cycle a moment picked at random (while cycles ran) falls in."""
+    total = sum(durations)
+    if total <= 0:
+        return None
+    seen = 0.0
+    for d in sorted(durations):
+        seen += d
+        if seen >= total / 2:
+            return round(d, 2)
+    return round(max(durations), 2)
+
+
 def _fmt(stats: dict[str, Any]) -> str:
     if not stats["n"]:
         return "n=0"
@@ -331,7 +344,15 @@ def report(
                 kind: round(n / max(1, exported), 3) for kind, n in requests.most_common()
             },
         },
-        "cycles_s": percentiles(cycles, 2) | {"min": round(min(cycles), 2) if cycles else None},
+        "cycles_s": percentiles(cycles, 2)
+        | {
+            "min": round(min(cycles), 2) if cycles else None,
+            # The cycle a random moment falls in: long cycles weigh by their length.
+            "time_weighted_p50": time_weighted_median(cycles),
+            "time_in_cycles_over_10s": round(
+                sum(c for c in cycles if c > 10) / max(sum(cycles), 1e-9), 3
+            ),
+        },
         "peak_rss_mb": round(watch.peak_rss_kib / 1024, 1),
     }
     return result
@@ -390,7 +411,9 @@ def print_report(r: dict[str, Any], ns: argparse.Namespace) -> None:
     print(
         "poll cycles: "
         + (
-            f"{c['n']}, took min {c['min']} s, {_fmt(c)}"
+            f"{c['n']}, took min {c['min']} s, {_fmt(c)}; the cycle a random moment falls "
+            f"in took {c['time_weighted_p50']} s (time-weighted median), "
+            f"{c['time_in_cycles_over_10s']:.0%} of the time was spent in cycles over 10 s"
             if c["n"]
             else "(no cycle lines in the daemon's log)"
         )

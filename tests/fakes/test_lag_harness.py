@@ -8,7 +8,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from benchmarks.lag import Expectation, Received, Watch, failed_count, percentiles
+from benchmarks.lag import (
+    Expectation,
+    Received,
+    Watch,
+    failed_count,
+    percentiles,
+    time_weighted_median,
+)
 from tests.fakes.letta_api import FakeLettaData
 from tests.fakes.otlp_receiver import ReceivedSpan
 from tests.fakes.workload import LettaLikeWorkload, WorkloadConfig
@@ -34,6 +41,13 @@ def test_percentiles_nearest_rank() -> None:
     stats = percentiles([float(i) for i in range(1, 101)])
     assert stats == {"n": 100, "p50": 50.0, "p95": 95.0, "max": 100.0}
     assert percentiles([0.123], 2)["p50"] == 0.12
+
+
+def test_time_weighted_median_weighs_cycles_by_their_length() -> None:
+    # 100 quick cycles and 13 hung ones: most of the time is spent in the hung ones
+    assert time_weighted_median([0.02] * 100 + [20.0] * 13) == 20.0
+    assert time_weighted_median([1.0, 1.0, 1.0]) == 1.0
+    assert time_weighted_median([]) is None
 
 
 def _span(name: str, span_id: str, at: float, status: str = "UNSET", **attrs: Any) -> ReceivedSpan:
