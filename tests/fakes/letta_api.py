@@ -792,7 +792,11 @@ class FakeLettaData:
                             rec.trace.text, "trace", rec.mapping, rec.trace.shift, runless=True
                         )
                     rec.messages = _LazyDoc(
-                        rec.messages.text, "messages", rec.mapping, rec.messages.shift, True
+                        rec.messages.text,
+                        "messages",
+                        rec.mapping,
+                        rec.messages.shift,
+                        runless=True,
                     )
             return run.id, list(run.step_ids)
 
