@@ -24,10 +24,11 @@ from letta_otel.config import (
     load_settings,
     overrides_from_args,
 )
-from letta_otel.daemon import Daemon, StartupError
+from letta_otel.daemon import Daemon
 from letta_otel.doctor import doctor
 from letta_otel.logs import setup_logging
 from letta_otel.mapping import ids
+from letta_otel.startup import StartupError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
