@@ -36,7 +36,6 @@ from datetime import UTC, datetime, timedelta
 from letta_otel.bridge import Bridge, CycleReport
 from letta_otel.daemon import (
     PAGES_PER_CYCLE,
-    StartupError,
     StopSignal,
     bridge_over,
     build_client,
@@ -58,6 +57,7 @@ from letta_otel.letta.discovery import (
 )
 from letta_otel.progress import Progress
 from letta_otel.settings import Settings
+from letta_otel.startup import StartupError
 from letta_otel.state import StateStore
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,9 @@
 """The long-running loop around ``Bridge.cycle``: start-up checks, signals, summaries.
 
 SIGINT/SIGTERM set a stop flag: the batch in flight finishes and is committed, no
-new batch starts, the state is closed, and the process exits 0.
+new batch starts, the state is closed, and the process exits 0. Before the first
+cycle the daemon waits for an OTLP endpoint or a Letta that does not answer yet,
+where ``--once`` stops (:mod:`letta_otel.startup`).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from letta_otel import __version__
 from letta_otel.bridge import Bridge, BridgeOptions, CycleReport
+from letta_otel.config.network import redact_url
 from letta_otel.export.sink import SpanSink, build_sink
 from letta_otel.feedback import FeedbackPoller
 from letta_otel.health import HealthServer, HealthServerError
-from letta_otel.letta.client import LettaAuthError, LettaClient, LettaError
+from letta_otel.letta.client import LettaAuthError, LettaClient, LettaError, LettaUnavailable
 from letta_otel.letta.discovery import (
     Discovery,
     RunsDiscovery,
@@ -43,14 +46,16 @@ from letta_otel.selection.filters import StepFilters
 from letta_otel.selection.policy import Selection
 from letta_otel.selection.sampling import Sampler
 from letta_otel.settings import Settings
+from letta_otel.startup import (
+    StartupError,
+    Unreachable,
+    describe_connect_error,
+    wait_until_reachable,
+)
 from letta_otel.state import StateError, StateStore
 from letta_otel.telemetry import Telemetry, build_telemetry
 
 log = logging.getLogger(__name__)
-
-
-class StartupError(Exception):
-    """Configuration or an endpoint is unusable; the message says which and how to fix it."""
 
 
 @dataclass
@@ -123,11 +128,22 @@ PAGES_PER_CYCLE = 10
 
 async def startup_discovery(settings: Settings, choosing: Awaitable[Discovery]) -> Discovery:
     """The discovery ``choosing`` picks (it may probe Letta); a Letta that cannot be
-    reached or refuses the credentials stops start-up with the setting to check."""
+    reached or refuses the credentials stops start-up with the setting to check.
+
+    :class:`Unreachable` when a later try may succeed (no answer, a timeout, 5xx/429
+    through all of the client's retries); a plain :class:`StartupError` when Letta
+    answered and refused (401/403, another 4xx) or the transport is misconfigured.
+    """
     try:
         return await choosing
     except LettaAuthError as exc:
         raise StartupError(f"{exc}") from None
+    except LettaUnavailable as exc:
+        raise Unreachable(
+            f"cannot reach Letta at LETTA_BASE_URL={settings.letta_base_url}: {exc}",
+            what=f"Letta at {redact_url(settings.letta_base_url)}",
+            error=str(exc),
+        ) from None
     except LettaError as exc:
         raise StartupError(
             f"cannot reach Letta at LETTA_BASE_URL={settings.letta_base_url}: {exc}"
@@ -225,11 +241,11 @@ OTLP_CONNECT_ATTEMPTS = CONNECT_ATTEMPTS
 
 
 async def check_otlp_reachable(settings: Settings, attempts: int = OTLP_CONNECT_ATTEMPTS) -> None:
-    """Fail start-up clearly when nothing listens at the OTLP endpoint.
+    """:class:`Unreachable`, naming the setting, when nothing listens at the OTLP endpoint.
 
     Only a TCP connect: whether the backend accepts our data shows on the first
-    export. Retried for a few seconds (:func:`letta_otel.retry.connect_retrying`),
-    since a collector may start beside us.
+    export. Tried ``attempts`` times over a few seconds
+    (:func:`letta_otel.retry.connect_retrying`), since a collector may start beside us.
     """
     address = endpoint_address(settings.otlp_traces_endpoint)
     if address is None or address[1] is None:
@@ -242,12 +258,15 @@ async def check_otlp_reachable(settings: Settings, attempts: int = OTLP_CONNECT_
 
     try:
         writer: asyncio.StreamWriter = await connect_retrying(attempts)(connect)
-    except (OSError, TimeoutError) as exc:
-        error = exc.strerror or type(exc).__name__ if isinstance(exc, OSError) else "timed out"
-        raise StartupError(
-            f"cannot reach the OTLP endpoint {settings.otlp_traces_endpoint} ({error}); check "
+    except OSError as exc:  # TimeoutError included
+        endpoint = redact_url(settings.otlp_traces_endpoint)
+        error = describe_connect_error(exc)
+        raise Unreachable(
+            f"cannot reach the OTLP endpoint {endpoint} ({error}); check "
             "OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and that the "
-            "collector or backend is running"
+            "collector or backend is running",
+            what=f"the OTLP endpoint {endpoint}",
+            error=error,
         ) from None
     writer.close()
     with contextlib.suppress(OSError):
@@ -376,6 +395,10 @@ class StopSignal:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout=seconds)
 
+    async def wait(self) -> None:
+        """Until a stop is requested."""
+        await self._event.wait()
+
 
 class Daemon:
     def __init__(
@@ -404,8 +427,9 @@ class Daemon:
         self._stop.install()
         cycles, ok, failures = 0, True, 0
         try:
-            await check_otlp_reachable(settings)
-            bridge = await _build_bridge(settings, client, state, sink, once, telemetry)
+            bridge = await self._start(client, state, sink, telemetry, once=once)
+            if bridge is None:  # stopped while waiting for the OTLP endpoint or Letta
+                return RunResult(cycles, ok)
             feedback = (
                 FeedbackPoller(client, telemetry.feedback)
                 if bridge.discovery.name == "steps" and telemetry.feedback
@@ -443,3 +467,29 @@ class Daemon:
             telemetry.shutdown(flush=cycles > 0)
             state.close()
         return RunResult(cycles, ok)
+
+    async def _start(
+        self,
+        client: LettaClient,
+        state: StateStore,
+        sink: SpanSink,
+        telemetry: Telemetry,
+        *,
+        once: bool,
+    ) -> Bridge | None:
+        """The bridge, once the OTLP endpoint and Letta answer. ``--once`` stops at the
+        first that does not; the daemon waits for both, not ready meanwhile (None: a
+        stop was requested first)."""
+        settings = self._settings
+        if once:
+            await check_otlp_reachable(settings)
+            return await _build_bridge(settings, client, state, sink, once, telemetry)
+
+        async def attempt() -> Bridge:
+            # One connect per try: the wait's back-off is the retry.
+            await check_otlp_reachable(settings, attempts=1)
+            return await _build_bridge(settings, client, state, sink, once, telemetry)
+
+        return await wait_until_reachable(
+            attempt, poll_interval=settings.poll_interval, readiness=telemetry, stop=self._stop
+        )

@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import TextIO
 
 from letta_otel import _loop
-from letta_otel.daemon import Daemon, StartupError
+from letta_otel.daemon import Daemon
 from letta_otel.demo.letta_api import Captures, LettaApiServer, load_captures
 from letta_otel.demo.receiver import OtlpReceiver
 from letta_otel.demo.render import render_metrics, render_traces
 from letta_otel.logs import setup_logging
 from letta_otel.mapping import ids
 from letta_otel.settings import ConfigError, Settings, load_settings
+from letta_otel.startup import StartupError
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -59,6 +59,7 @@ __all__ = [
     "LettaClient",
     "LettaError",
     "LettaNotFound",
+    "LettaUnavailable",
     "RawResponse",
     "RetryPolicy",
     "StepsRouteBroken",
@@ -95,6 +96,12 @@ class LettaAuthError(LettaError):
 
 class LettaNotFound(LettaError):
     pass
+
+
+class LettaUnavailable(LettaError):
+    """Every attempt failed in a way a later one may fix (no connection, a timeout, a
+    cut or malformed answer, HTTP 408/429/5xx): Letta is down, unreachable or busy, not
+    refusing us. A daemon that is starting waits for it (:mod:`letta_otel.startup`)."""
 
 
 class StepsRouteBroken(LettaError):
@@ -313,7 +320,9 @@ class LettaClient:
             log.debug("GET %s: %s; retrying in %.2fs", path, detail, state.upcoming_sleep)
 
         def give_up(state: RetryCallState) -> NoReturn:
-            raise LettaError(f"GET {path} {why_given_up(state, self._retry, deadline)}", path=path)
+            raise LettaUnavailable(
+                f"GET {path} {why_given_up(state, self._retry, deadline)}", path=path
+            )
 
         retrying = self._retry.retrying(
             deadline, sleep=self._sleep, before_sleep=before_sleep, give_up=give_up
