@@ -1,15 +1,24 @@
 """Throughput and footprint benchmark: fake Letta → letta-otel → OTLP receiver.
 
     python -m benchmarks.bench --steps 20000 --latency 0.02
+    python -m benchmarks.bench --steps 20000 --latency 0.02 --workload letta-like
 
-Starts the fake Letta API (``--steps`` steps, each with a provider trace and metrics,
-``--latency`` seconds added to every request) and an OTLP gRPC receiver, each in its own
-process; then runs ``letta-otel run`` (the daemon, as a subprocess) until the state file
-records every step as exported, keeps it idle for ``--idle`` seconds, and stops it.
+Starts the fake Letta API (``--steps`` steps, ``--latency`` seconds added to every
+request) and an OTLP gRPC receiver, each in its own process. The backlog is either
+``--workload traced`` (the default: every step terminal, with its provider trace and
+metrics) or ``--workload letta-like``: the Letta-like live workload
+(``tests/fakes/workload.py``, ``--workload-rate`` runs per second, ``--seed``) frozen
+at its last arrival, so some traces are not written yet or never will be, metrics of the
+newest steps answer 404, the newest rows are pending or not committed yet, runs failed
+and some steps have no run; its expected steps are those terminal and visible at that
+point. Then it runs ``letta-otel run`` (the daemon, as a subprocess) until the state
+file records every expected step as exported, keeps it idle for ``--idle`` seconds, and
+stops it.
 
 Printed: steps/s, CPU seconds per 1000 steps of the bridge process only (from
 /proc/<pid>/stat, start-up excluded), peak RSS (VmHWM) and RSS along the way, Letta
-requests per step, and throughput as a fraction of the latency-bound limit
+requests per exported step, also by kind (trace, step re-read, metrics, messages, run
+by id, listings), and throughput as a fraction of the latency-bound limit
 (concurrency ÷ latency ÷ requests per step), plus idle CPU at the poll interval.
 Every wait is bounded by ``--timeout``, and a run whose exported count stands still for
 60 s stops early with the first error in the bridge's log.
@@ -49,11 +58,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from letta_otel.config import Settings
-
 REPO = Path(__file__).resolve().parents[1]
 # No step exported for this long (the bridge does hundreds a second): stop and say why.
 STALL_S = 60.0
+# The letta-like backlog ends with steps that never get a trace: the bridge holds them
+# for its enrichment grace (1 min by default) and a poll interval more, exporting nothing.
+STALL_LETTA_LIKE_S = 180.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -131,6 +141,13 @@ def start_server(*args: str, timeout: float) -> tuple[subprocess.Popen[str], dic
         proc.kill()
         raise SystemExit(f"benchmark server {args[0]} did not start")
     return proc, json.loads(line)
+
+
+def letta_workload_args(workload: str, rate: float, seed: int) -> list[str]:
+    """``benchmarks._servers letta`` options for a workload."""
+    if workload == "traced":
+        return []
+    return ["--workload", workload, "--rate", str(rate), "--seed", str(seed)]
 
 
 def interpreter() -> str:
@@ -282,6 +299,16 @@ class Sample:
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear script
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument(
+        "--workload",
+        choices=["traced", "letta-like"],
+        default="traced",
+        help="traced: every step complete at once; letta-like: the live workload frozen",
+    )
+    parser.add_argument(
+        "--workload-rate", type=float, default=10.0, help="letta-like: runs per second"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="letta-like: the generator's seed")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per Letta request")
     parser.add_argument("--concurrency", type=int, default=None, help="default: the setting's")
     parser.add_argument("--max-rps", type=float, default=None)
@@ -328,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     placement = cpu_plan(ns.pin)
     if placement is not None:
         os.sched_setaffinity(0, placement[0])  # this script; the servers inherit it
+    if ns.concurrency is None:
+        # Imported here: the harness drives the daemon through its CLI and environment.
+        from letta_otel.config import Settings  # noqa: PLC0415
+
     concurrency = ns.concurrency or Settings().max_concurrency
     machine = yardstick(placement[1] if placement else None) if ns.yardstick else {}
     if machine:
@@ -336,8 +367,15 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
             f"hot stages {machine['stages_us_per_step']:.1f} µs/step",
             flush=True,
         )
+    workload_args = letta_workload_args(ns.workload, ns.workload_rate, ns.seed)
     letta, letta_info = start_server(
-        "letta", "--steps", str(ns.steps), "--latency", str(ns.latency), timeout=120
+        "letta",
+        "--steps",
+        str(ns.steps),
+        "--latency",
+        str(ns.latency),
+        *workload_args,
+        timeout=120,
     )
     otlp, otlp_info = start_server("otlp", timeout=60)
     expected = int(letta_info["steps"])
@@ -383,6 +421,19 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         f"log {log_path}",
         flush=True,
     )
+    if ns.workload == "letta-like":
+        w = letta_info
+        print(
+            f"letta-like backlog (seed {ns.seed}, {ns.workload_rate:g} runs/s), frozen at "
+            f"{w['frozen_at']}: {w['generated_steps']} steps generated, {expected} terminal "
+            f"and visible ({w['failed']} failed, {w['never_traced']} never traced, "
+            f"{w['trace_not_written_yet']} with the trace not written yet, "
+            f"{w['metrics_not_written_yet']} with metrics not written yet, "
+            f"{w['late_committed']} committed late, {w['without_run']} without a run); "
+            f"{w['pending']} pending, {w['not_committed']} not committed yet, "
+            f"{w['not_started']} not started",
+            flush=True,
+        )
     python = interpreter()
     print(f"interpreter: {python}", flush=True)
     samples: list[Sample] = []
@@ -396,7 +447,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         split0 = cpu_split(bridge.pid)
         threads0 = thread_cpu(bridge.pid)
         first_export = None
-        watch = ProgressWatch(STALL_S, log_path)
+        watch = ProgressWatch(
+            STALL_LETTA_LIKE_S if ns.workload == "letta-like" else STALL_S, log_path
+        )
         while time.monotonic() < deadline and bridge.poll() is None:
             done = exported_steps(state_path)
             now = time.monotonic()
@@ -463,6 +516,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         "letta_requests": requests,
         "requests_per_step": round(per_step, 3),
         "requests_by_route": letta_stats.get("by_route", {}),
+        "requests_per_step_by_kind": {
+            kind: round(n / expected, 3) for kind, n in letta_stats.get("by_kind", {}).items()
+        },
+        "workload": {k: v for k, v in letta_info.items() if k not in ("url", "agents")},
         "latency_bound_limit_steps_per_s": round(limit, 1),
         "fraction_of_limit": round(steps_per_s / limit, 3),
         "idle_cpu_pct_of_a_core": round(idle_cpu * 100, 3),
@@ -486,6 +543,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         f"idle CPU at {ns.poll_interval:g} s polling: {result['idle_cpu_pct_of_a_core']:.2f}% "
         f"of a core\n"
         f"Letta requests: {requests} ({per_step:.2f} per step) {result['requests_by_route']}\n"
+        "Letta requests per exported step by kind: "
+        + ", ".join(f"{k} {v:g}" for k, v in result["requests_per_step_by_kind"].items())
+        + "\n"
         f"receiver: {otlp_stats}",
         flush=True,
     )
@@ -499,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     if ns.baseline_steps:
         from benchmarks.naive import measure  # noqa: PLC0415 - needs letta-client
 
-        base = measure(ns.baseline_steps, ns.latency, pin=ns.pin)
+        base = measure(ns.baseline_steps, ns.latency, pin=ns.pin, workload_args=workload_args)
         share = result["cpu_s_per_1000_steps"] / base["cpu_s_per_1000_steps"]
         result["baseline"] = base | {"letta_otel_cpu_share": round(share, 4)}
         print(

@@ -35,10 +35,18 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks.bench import REPO, cpu_plan, pin_threads, start_server, stop_server
+from benchmarks.bench import (
+    REPO,
+    cpu_plan,
+    letta_workload_args,
+    pin_threads,
+    start_server,
+    stop_server,
+)
 
 # The harness's poller subprocess prints one JSON line when done.
 _DONE = "naive-done "
@@ -66,7 +74,7 @@ def _tool_calls(response: Any) -> list[dict[str, Any]]:
 
 def poll(url: str, endpoint: str, expected: int) -> dict[str, Any]:  # noqa: PLR0915
     """Export ``expected`` finished steps once, sequentially; CPU from the first request."""
-    from letta_client import Letta  # noqa: PLC0415 - an optional benchmark dependency
+    from letta_client import Letta, NotFoundError  # noqa: PLC0415 - an optional dependency
     from opentelemetry import trace  # noqa: PLC0415
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
         OTLPSpanExporter,
@@ -95,8 +103,11 @@ def poll(url: str, endpoint: str, expected: int) -> dict[str, Any]:  # noqa: PLR
             if step.status not in ("success", "failed") or step.id in seen:
                 continue
             seen.add(step.id)
-            provider_trace = client.steps.trace.retrieve(step.id)
-            metrics = client.steps.metrics.retrieve(step.id)
+            provider_trace = client.steps.trace.retrieve(step.id)  # None: not written
+            try:
+                metrics = client.steps.metrics.retrieve(step.id)
+            except NotFoundError:  # not written (yet): Letta answers 404
+                metrics = None
             response = provider_trace.response_json if provider_trace else None
             calls = _tool_calls(response)
             messages = []
@@ -150,8 +161,8 @@ def poll(url: str, endpoint: str, expected: int) -> dict[str, Any]:  # noqa: PLR
                         "gen_ai.operation.name": "chat",
                         "gen_ai.provider.name": step.provider_name or "",
                         "gen_ai.request.model": step.model or "",
-                        "gen_ai.response.model": (response or {}).get("model") or "",
-                        "gen_ai.response.id": (response or {}).get("id") or "",
+                        "gen_ai.response.model": str((response or {}).get("model") or ""),
+                        "gen_ai.response.id": str((response or {}).get("id") or ""),
                         "gen_ai.usage.input_tokens": step.prompt_tokens or 0,
                         "gen_ai.usage.output_tokens": step.completion_tokens or 0,
                         "letta.step.id": step.id,
@@ -181,15 +192,23 @@ def poll(url: str, endpoint: str, expected: int) -> dict[str, Any]:  # noqa: PLR
 
 
 def measure(
-    steps: int, latency: float, *, pin: bool | None = None, timeout: float = 900
+    steps: int,
+    latency: float,
+    *,
+    pin: bool | None = None,
+    timeout: float = 900,
+    workload_args: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Run the poller in its own process against fresh fake servers; its numbers."""
+    """Run the poller in its own process against fresh fake servers; its numbers.
+
+    ``workload_args``: the fake Letta's workload options (``bench.letta_workload_args``).
+    """
     placement = cpu_plan(pin)
     before = os.sched_getaffinity(0) if placement is not None else None
     if placement is not None:
         os.sched_setaffinity(0, placement[0])
     letta, letta_info = start_server(
-        "letta", "--steps", str(steps), "--latency", str(latency), timeout=120
+        "letta", "--steps", str(steps), "--latency", str(latency), *workload_args, timeout=120
     )
     otlp, otlp_info = start_server("otlp", timeout=60)
     try:
@@ -237,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per Letta request")
     parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--workload", choices=["traced", "letta-like"], default="traced")
+    parser.add_argument("--workload-rate", type=float, default=10.0)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--poll", nargs=3, metavar=("URL", "ENDPOINT", "STEPS"), help=argparse.SUPPRESS
     )
@@ -245,7 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         url, endpoint, expected = ns.poll
         print(_DONE + json.dumps(poll(url, endpoint, int(expected))), flush=True)
         return 0
-    result = measure(ns.steps, ns.latency, pin=ns.pin)
+    result = measure(
+        ns.steps,
+        ns.latency,
+        pin=ns.pin,
+        workload_args=letta_workload_args(ns.workload, ns.workload_rate, ns.seed),
+    )
     print(
         f"sequential SDK poller: {result['steps']} steps in {result['wall_s']:.1f} s = "
         f"{result['steps_per_s']} steps/s; {result['cpu_s_per_1000_steps']:.2f} CPU-s per "

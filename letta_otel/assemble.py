@@ -4,7 +4,9 @@ The daemon, the backfill, the doctor and the demo assemble their pieces here: th
 Letta client, the discovery (probing ``/v1/steps/``), the mapping context with its
 content policy, the filters and sampling, the pipeline (:func:`bridge_over`), the state
 file, the metrics and health endpoint, and the start-up checks. A piece that cannot be
-built stops start-up with a :class:`StartupError` naming the setting to fix.
+built stops start-up with a :class:`~letta_otel.startup.StartupError` naming the setting
+to fix; an endpoint that does not answer yet raises its :class:`~letta_otel.startup.Unreachable`,
+which the daemon waits out.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from letta_otel import __version__
 from letta_otel.config import Settings
+from letta_otel.config.network import redact_url
 from letta_otel.export.sink import SpanSink
 from letta_otel.health import HealthServer, HealthServerError
-from letta_otel.letta.client import LettaAuthError, LettaClient, LettaError
+from letta_otel.letta.client import LettaAuthError, LettaClient, LettaError, LettaUnavailable
 from letta_otel.letta.discovery import (
     Discovery,
     RunsDiscovery,
@@ -43,14 +46,11 @@ from letta_otel.pipeline.selecting import Selection
 from letta_otel.retry import CONNECT_ATTEMPTS, connect_retrying
 from letta_otel.selection.filters import StepFilters
 from letta_otel.selection.sampling import Sampler
+from letta_otel.startup import StartupError, Unreachable, describe_connect_error
 from letta_otel.state import StateError, StateStore
 from letta_otel.telemetry import Telemetry, build_telemetry
 
 log = logging.getLogger(__name__)
-
-
-class StartupError(Exception):
-    """Configuration or an endpoint is unusable; the message says which and how to fix it."""
 
 
 def build_resource(settings: Settings) -> Resource:
@@ -117,11 +117,22 @@ PAGES_PER_CYCLE = 10
 
 async def startup_discovery(settings: Settings, choosing: Awaitable[Discovery]) -> Discovery:
     """The discovery ``choosing`` picks (it may probe Letta); a Letta that cannot be
-    reached or refuses the credentials stops start-up with the setting to check."""
+    reached or refuses the credentials stops start-up with the setting to check.
+
+    :class:`Unreachable` when a later try may succeed (no answer, a timeout, 5xx/429
+    through all of the client's retries); a plain :class:`StartupError` when Letta
+    answered and refused (401/403, another 4xx) or the transport is misconfigured.
+    """
     try:
         return await choosing
     except LettaAuthError as exc:
         raise StartupError(f"{exc}") from None
+    except LettaUnavailable as exc:
+        raise Unreachable(
+            f"cannot reach Letta at LETTA_BASE_URL={settings.letta_base_url}: {exc}",
+            what=f"Letta at {redact_url(settings.letta_base_url)}",
+            error=str(exc),
+        ) from None
     except LettaError as exc:
         raise StartupError(
             f"cannot reach Letta at LETTA_BASE_URL={settings.letta_base_url}: {exc}"
@@ -223,11 +234,11 @@ OTLP_CONNECT_ATTEMPTS = CONNECT_ATTEMPTS
 
 
 async def check_otlp_reachable(settings: Settings, attempts: int = OTLP_CONNECT_ATTEMPTS) -> None:
-    """Fail start-up clearly when nothing listens at the OTLP endpoint.
+    """:class:`Unreachable`, naming the setting, when nothing listens at the OTLP endpoint.
 
     Only a TCP connect: whether the backend accepts our data shows on the first
-    export. Retried for a few seconds (:func:`letta_otel.retry.connect_retrying`),
-    since a collector may start beside us.
+    export. Tried ``attempts`` times over a few seconds
+    (:func:`letta_otel.retry.connect_retrying`), since a collector may start beside us.
     """
     address = endpoint_address(settings.otlp_traces_endpoint)
     if address is None or address[1] is None:
@@ -240,12 +251,15 @@ async def check_otlp_reachable(settings: Settings, attempts: int = OTLP_CONNECT_
 
     try:
         writer: asyncio.StreamWriter = await connect_retrying(attempts)(connect)
-    except (OSError, TimeoutError) as exc:
-        error = exc.strerror or type(exc).__name__ if isinstance(exc, OSError) else "timed out"
-        raise StartupError(
-            f"cannot reach the OTLP endpoint {settings.otlp_traces_endpoint} ({error}); check "
+    except OSError as exc:  # TimeoutError included
+        endpoint = redact_url(settings.otlp_traces_endpoint)
+        error = describe_connect_error(exc)
+        raise Unreachable(
+            f"cannot reach the OTLP endpoint {endpoint} ({error}); check "
             "OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and that the "
-            "collector or backend is running"
+            "collector or backend is running",
+            what=f"the OTLP endpoint {endpoint}",
+            error=error,
         ) from None
     writer.close()
     with contextlib.suppress(OSError):

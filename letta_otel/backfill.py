@@ -35,7 +35,6 @@ from datetime import UTC, datetime, timedelta
 
 from letta_otel.assemble import (
     PAGES_PER_CYCLE,
-    StartupError,
     bridge_over,
     build_client,
     check_otlp_reachable,
@@ -57,6 +56,7 @@ from letta_otel.pipeline.cycle import Bridge
 from letta_otel.pipeline.report import CycleReport, summarize
 from letta_otel.progress import Progress
 from letta_otel.retry import cycle_delay
+from letta_otel.startup import StartupError
 from letta_otel.state import StateStore
 from letta_otel.stop import StopSignal
 

@@ -2,8 +2,10 @@
 ``letta-otel demo`` and ``letta-otel trace-id``.
 
 Exit codes: 0 success (also after SIGINT/SIGTERM), 1 an export or Letta request
-failed in ``--once`` mode, 2 bad configuration or an unusable endpoint/state file.
-Errors are one clear message on stderr, never a traceback.
+failed in ``--once`` mode, 2 bad configuration, rejected credentials or an unusable
+state file or health address; also an OTLP endpoint or Letta that cannot be reached
+at start for ``run --once`` and ``backfill`` (the daemon waits for those:
+:mod:`letta_otel.startup`). Errors are one clear message on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
 
 from letta_otel import __version__, eventloop
-from letta_otel.assemble import StartupError
 from letta_otel.backfill import Backfill, BackfillRefused, make_range
 from letta_otel.config import (
     ConfigError,
@@ -29,6 +30,7 @@ from letta_otel.daemon import Daemon
 from letta_otel.doctor import doctor
 from letta_otel.logs import setup_logging
 from letta_otel.mapping import ids
+from letta_otel.startup import StartupError
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -1,8 +1,10 @@
 """The long-running loop around ``Bridge.cycle``: start-up checks, signals, summaries.
 
 SIGINT/SIGTERM set a stop flag: the batch in flight finishes and is committed, no
-new batch starts, the state is closed, and the process exits 0. The parts are built
-in :mod:`letta_otel.assemble`.
+new batch starts, the state is closed, and the process exits 0. Before the first
+cycle the daemon waits for an OTLP endpoint or a Letta that does not answer yet,
+where ``--once`` stops (:mod:`letta_otel.startup`). The parts are built in
+:mod:`letta_otel.assemble`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from letta_otel.assemble import (
-    StartupError,
     build_bridge,
     build_client,
     check_otlp_reachable,
@@ -24,10 +25,14 @@ from letta_otel.assemble import (
 from letta_otel.config import Settings
 from letta_otel.export.sink import SpanSink, build_sink
 from letta_otel.feedback import FeedbackPoller
-from letta_otel.letta.client import LettaError
+from letta_otel.letta.client import LettaClient, LettaError
+from letta_otel.pipeline.cycle import Bridge
 from letta_otel.pipeline.report import summarize, summary_fields
 from letta_otel.retry import MAX_CYCLE_DELAY, cycle_delay
+from letta_otel.startup import StartupError, wait_until_reachable
+from letta_otel.state import StateStore
 from letta_otel.stop import StopSignal
+from letta_otel.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,8 @@ class RunResult:
 
 
 MAX_RETRY_DELAY = MAX_CYCLE_DELAY
+
+
 # Poll interval while healthy; doubling (with jitter, up to 1 min) while failing: the
 # same backoff as every other retry, from letta_otel.retry.
 retry_delay = cycle_delay
@@ -78,8 +85,9 @@ class Daemon:
         self._stop.install()
         cycles, ok, failures = 0, True, 0
         try:
-            await check_otlp_reachable(settings)
-            bridge = await build_bridge(settings, client, state, sink, telemetry)
+            bridge = await self._start(client, state, sink, telemetry, once=once)
+            if bridge is None:  # stopped while waiting for the OTLP endpoint or Letta
+                return RunResult(cycles, ok)
             feedback = (
                 FeedbackPoller(client, telemetry.feedback)
                 if bridge.discovery.name == "steps" and telemetry.feedback
@@ -117,3 +125,29 @@ class Daemon:
             telemetry.shutdown(flush=cycles > 0)
             state.close()
         return RunResult(cycles, ok)
+
+    async def _start(
+        self,
+        client: LettaClient,
+        state: StateStore,
+        sink: SpanSink,
+        telemetry: Telemetry,
+        *,
+        once: bool,
+    ) -> Bridge | None:
+        """The bridge, once the OTLP endpoint and Letta answer. ``--once`` stops at the
+        first that does not; the daemon waits for both, not ready meanwhile (None: a
+        stop was requested first)."""
+        settings = self._settings
+        if once:
+            await check_otlp_reachable(settings)
+            return await build_bridge(settings, client, state, sink, telemetry)
+
+        async def attempt() -> Bridge:
+            # One connect per try: the wait's back-off is the retry.
+            await check_otlp_reachable(settings, attempts=1)
+            return await build_bridge(settings, client, state, sink, telemetry)
+
+        return await wait_until_reachable(
+            attempt, poll_interval=settings.poll_interval, readiness=telemetry, stop=self._stop
+        )

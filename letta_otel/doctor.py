@@ -42,7 +42,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from letta_otel import __version__
-from letta_otel.assemble import StartupError, build_context, check_otlp_reachable
+from letta_otel.assemble import build_context, check_otlp_reachable
 from letta_otel.config import ConfigError, Settings, load_settings, overrides_from_args
 from letta_otel.export.sink import build_exporter
 from letta_otel.letta.client import (
@@ -55,6 +55,7 @@ from letta_otel.letta.client import (
 from letta_otel.logs import SecretFilter
 from letta_otel.mapping import ids
 from letta_otel.retry import Backoff, RetryPolicy
+from letta_otel.startup import StartupError
 from letta_otel.state import StateError, StateStore
 
 Status = Literal["ok", "warn", "fail", "skip"]

@@ -6,7 +6,9 @@ or the state file, so it answers even while a cycle is stuck.
 
 * ``/healthz``: 200 while the process runs (liveness).
 * ``/readyz``: 200 when the last successful poll and export are recent, else 503 with
-  the reasons (see :mod:`letta_otel.telemetry`).
+  the reasons (see :mod:`letta_otel.telemetry`); while the daemon waits at start for
+  its OTLP endpoint or Letta, 503 ``not ready: starting: waiting for ...`` with what it
+  waits for, the error and when it tries again.
 * ``/metrics``: the same instruments as the OTLP push, in the Prometheus text format
   (or OpenMetrics when the scraper asks for it).
 """

@@ -39,10 +39,11 @@ class PushCounter:
     def __init__(self, on_result: Callable[[bool], None]) -> None:
         self._on_result = on_result
         self.discard = False  # set when the process ends before doing any work
+        self.held = False  # set while start-up waits for the OTLP endpoint or Letta
 
     def export(self, push: Callable[[], MetricExportResult]) -> MetricExportResult:
-        """Run one push (unless discarding) and report whether it succeeded."""
-        if self.discard:
+        """Run one push (unless discarding or held) and report whether it succeeded."""
+        if self.discard or self.held:
             return MetricExportResult.SUCCESS
         try:
             result = push()

@@ -36,3 +36,7 @@ class StopSignal:
         """Sleep, but wake at once when a stop is requested."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout=seconds)
+
+    async def wait(self) -> None:
+        """Until a stop is requested."""
+        await self._event.wait()

@@ -21,7 +21,10 @@ it does may break a cycle: every hook swallows and logs its own errors.
 Readiness: ready when a poll succeeded (discovery answered) and the span export
 did not fail, each within ``ready_intervals`` poll intervals. A cycle with nothing to
 export counts as a good export: an idle bridge stays ready, and only failed export
-attempts (the backend down or refusing) make it unready.
+attempts (the backend down or refusing) make it unready. Before that, a daemon that
+waits for its OTLP endpoint or Letta (:mod:`letta_otel.startup`) is not ready with
+that reason alone (:meth:`Telemetry.starting`); the export clock starts when it is
+over (:meth:`Telemetry.started`), so the wait does not count as a failing export.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from letta_otel.mapping import metrics as mm
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.records import RunRecord, StepRecord
 from letta_otel.metrics_otlp import PushCounter, build_metric_exporter, metrics_transport
+from letta_otel.startup import format_seconds
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +93,9 @@ class _HealthState:
     lag: float | None = None
     steps_pending: int | None = None
     runs_pending: int | None = None
+    # Start-up is waiting for an endpoint: why, and when it tries again (clock time).
+    waiting: str | None = None
+    next_try: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -213,19 +220,48 @@ class Telemetry:
 
     # --- readiness ------------------------------------------------------------------
 
+    def starting(self, reason: str, retry_in: float) -> None:
+        """Start-up waits for an endpoint (``reason``: ``waiting for the OTLP endpoint
+        http://collector:4317 (connection refused)``) and tries again in ``retry_in``
+        seconds: not ready until :meth:`started`, with that as the only reason.
+
+        OTLP metric pushes wait too: they mostly go to the collector being waited for,
+        and each failed one logs the SDK's errors every interval, burying the one line
+        per try. The first push after start carries the counts (cumulative by default);
+        ``/metrics`` serves them all along."""
+        h = self._health
+        with h.lock:
+            h.waiting, h.next_try = reason, self._clock() + retry_in
+        for pushes in self.pushes:
+            pushes.held = True
+
+    def started(self) -> None:
+        """Start-up is over: readiness follows the poll and export rule from now on."""
+        h = self._health
+        with h.lock:
+            # The export clock starts now: the wait was not a failing export.
+            h.waiting, h.last_export = None, self._clock()
+        for pushes in self.pushes:
+            pushes.held = False
+
     def readiness(self) -> Readiness:
         now = self._clock()
         h = self._health
         with h.lock:
             last_poll, last_export = h.last_poll, h.last_export
+            waiting, next_try = h.waiting, h.next_try
         reasons: list[str] = []
         poll_age = None if last_poll is None else now - last_poll
         export_age = now - last_export
-        if poll_age is None:
+        if waiting is not None:
+            left = next_try - now
+            when = f"next try in {format_seconds(left)}" if left > 0 else "trying again now"
+            reasons.append(f"starting: {waiting}; {when}")
+        elif poll_age is None:
             reasons.append("no successful poll of Letta yet")
         elif poll_age > h.window:
             reasons.append(f"last successful poll {poll_age:.1f}s ago (limit {h.window:g}s)")
-        if export_age > h.window:
+        if waiting is None and export_age > h.window:
             reasons.append(f"span export failing for {export_age:.1f}s (limit {h.window:g}s)")
         return Readiness(not reasons, tuple(reasons), poll_age, export_age)
 

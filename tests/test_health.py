@@ -91,6 +91,38 @@ def test_readiness_flips_with_polls_and_exports(
     assert httpx.get(url(server, "/readyz")).status_code == 200
 
 
+def test_readiness_while_starting_names_what_it_waits_for(
+    server: HealthServer, telemetry: Telemetry, clock: Clock
+) -> None:
+    waiting = "waiting for the OTLP endpoint http://collector:4317 (connection refused)"
+    telemetry.starting(waiting, 8.0)
+    reply = httpx.get(url(server, "/readyz"))
+    assert (reply.status_code, reply.text) == (
+        503,
+        f"not ready: starting: {waiting}; next try in 8s\n",
+    )
+    assert ready_gauge(server) == 0
+    clock.now += 8.5
+    assert httpx.get(url(server, "/readyz")).text.endswith("; trying again now\n")
+
+    clock.now += 600  # a long wait, then the endpoints answer
+    telemetry.started()
+    reply = httpx.get(url(server, "/readyz"))
+    # The usual rule from here on; the wait does not count as a failing export.
+    assert (reply.status_code, reply.text) == (503, "not ready: no successful poll of Letta yet\n")
+    telemetry.polled([])
+    assert httpx.get(url(server, "/readyz")).status_code == 200
+    assert ready_gauge(server) == 1
+
+
+def ready_gauge(server: HealthServer) -> float:
+    families = text_string_to_metric_families(httpx.get(url(server, "/metrics")).text)
+    (value,) = [
+        s.value for f in families for s in f.samples if s.name.startswith("letta_otel_ready")
+    ]
+    return value
+
+
 def test_metrics_are_valid_prometheus_text(server: HealthServer, telemetry: Telemetry) -> None:
     for record in STEPS:
         telemetry.step_accounted(record)

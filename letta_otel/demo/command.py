@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TextIO
 
 from letta_otel import eventloop
-from letta_otel.assemble import StartupError
 from letta_otel.config import ConfigError, Settings, load_settings
 from letta_otel.daemon import Daemon
 from letta_otel.demo.captures import Captures, load_captures
@@ -33,6 +32,7 @@ from letta_otel.demo.receiver import OtlpReceiver
 from letta_otel.demo.render import render_metrics, render_traces
 from letta_otel.logs import setup_logging
 from letta_otel.mapping import ids
+from letta_otel.startup import StartupError
 
 EXIT_OK = 0
 EXIT_FAILED = 1

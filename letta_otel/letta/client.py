@@ -40,6 +40,7 @@ from letta_otel.letta.errors import (
     LettaAuthError,
     LettaError,
     LettaNotFound,
+    LettaUnavailable,
     RawResponse,
     StepsRouteBroken,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "LettaClient",
     "LettaError",
     "LettaNotFound",
+    "LettaUnavailable",
     "RawResponse",
     "RetryPolicy",
     "StepsRouteBroken",
@@ -286,7 +288,9 @@ class LettaClient:
             log.debug("GET %s: %s; retrying in %.2fs", path, detail, state.upcoming_sleep)
 
         def give_up(state: RetryCallState) -> NoReturn:
-            raise LettaError(f"GET {path} {why_given_up(state, self._retry, deadline)}", path=path)
+            raise LettaUnavailable(
+                f"GET {path} {why_given_up(state, self._retry, deadline)}", path=path
+            )
 
         retrying = self._retry.retrying(
             deadline, sleep=self._sleep, before_sleep=before_sleep, give_up=give_up

@@ -23,6 +23,12 @@ class LettaNotFound(LettaError):
     pass
 
 
+class LettaUnavailable(LettaError):
+    """Every attempt failed in a way a later one may fix (no connection, a timeout, a
+    cut or malformed answer, HTTP 408/429/5xx): Letta is down, unreachable or busy, not
+    refusing us. A daemon that is starting waits for it (:mod:`letta_otel.startup`)."""
+
+
 class StepsRouteBroken(LettaError):
     """``GET /v1/steps/`` answers 400 as on self-hosted Letta 0.12-0.16.8."""
 

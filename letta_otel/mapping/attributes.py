@@ -74,6 +74,11 @@ def step_attributes(record: StepRecord, timing_source: str) -> Attrs:
     put(attrs, sc.LETTA_STEP_STOP_REASON, step.stop_reason)
     put(attrs, sc.LETTA_STEP_ERROR_TYPE, step.error_type)
     put(attrs, sc.LETTA_TRACE_ID, step.trace_id)
+    # The model and provider from the step record itself, so every step span (a failed
+    # one without a provider trace above all) can be grouped by them; the same values
+    # the letta.steps counter carries.
+    put(attrs, sc.REQUEST_MODEL, request_model(record))
+    put(attrs, sc.PROVIDER_NAME, sc.genai_provider_name(step.provider_name))
     put(attrs, sc.LETTA_MODEL_HANDLE, step.model_handle)
     put(attrs, sc.LETTA_PROVIDER_NAME, step.provider_name)
     put(attrs, sc.LETTA_PROVIDER_CATEGORY, step.provider_category)

@@ -93,13 +93,15 @@ def test_bad_configuration_is_one_report_and_exit_2(tmp_path: Path) -> None:
     assert "sk-let-me-in" not in err
 
 
+@pytest.mark.parametrize("command", [("run", "--once"), ("run",)], ids=["once", "daemon"])
 def test_second_daemon_on_the_same_state_is_refused(
-    bridge_env: BridgeEnv, receiver: OtlpReceiver
+    bridge_env: BridgeEnv, receiver: OtlpReceiver, command: tuple[str, ...]
 ) -> None:
+    # An unusable state file ends even a daemon at once: waiting would not free it.
     first = spawn(bridge_env.env(), "run")
     try:
         wait_until(lambda: len(receiver.spans) >= 40, 30, "the first daemon to export")
-        second = spawn(bridge_env.env(), "run", "--once")
+        second = spawn(bridge_env.env(), *command)
         code, err = finish(second)
         assert code == 2
         assert "in use by another letta-otel process" in err
@@ -126,10 +128,16 @@ def test_unreachable_letta_at_start_names_the_setting(
 
 
 def test_unreachable_otlp_endpoint_at_start_names_the_setting(bridge_env: BridgeEnv) -> None:
+    # `run --once` stops; the daemon waits for its collector instead (tests/e2e/test_startup.py).
     endpoint = f"http://127.0.0.1:{_closed_port()}"
-    code, err = finish(spawn(bridge_env.env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint), "run"), 60)
+    env = bridge_env.env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
+    code, err = finish(spawn(env, "run", "--once"), 60)
     assert code == 2
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" in err and endpoint in err
+    assert (
+        f"cannot start: cannot reach the OTLP endpoint {endpoint} (connection refused); check "
+        "OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" in err
+    )
     assert "Traceback" not in err
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json as _json
+import random
 import re
 import secrets
 import socket
@@ -469,21 +470,35 @@ class FaultRule:
 
 
 class FaultInjector:
-    """Rules matched (re.search) against the request path, first match wins."""
+    """Rules matched (re.search) against the request path, first match wins.
 
-    def __init__(self) -> None:
+    A rule with ``fraction`` below 1 takes a matching request only with that probability
+    (drawn from this injector's own seeded generator); when it does not, the request
+    goes on to the next rules.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
+        self._rng = random.Random(seed)
+
+    def reseed(self, seed: int) -> None:
+        with self._lock:
+            self._rng = random.Random(seed)
 
     def add(self, path_regex: str, kind: str, count: int = 1, **opts: Any) -> FaultRule:
         """Fault the next ``count`` requests whose path matches (``-1``: forever).
 
         Options: retry_after, reset_ms, reasons (429); seconds, close (timeout); method (any);
         declare_full (truncated: announce the full Content-Length, send half, close);
-        body (str or JSON, replaces the canned body of status kinds).
+        body (str or JSON, replaces the canned body of status kinds); fraction (any: the
+        probability that a matching request is faulted, default 1).
         """
         if kind not in _FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(_FAULT_KINDS)}")
+        fraction = opts.get("fraction", 1.0)
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fraction must be between 0 and 1, got {fraction!r}")
         rule = FaultRule(re.compile(path_regex), cast(FaultKind, kind), count, dict(opts))
         with self._lock:
             self._rules.append(rule)
@@ -504,6 +519,9 @@ class FaultInjector:
                 if rule.remaining == 0 or not rule.pattern.search(path):
                     continue
                 if rule.opts.get("method") not in (None, method):
+                    continue
+                fraction = rule.opts.get("fraction", 1.0)
+                if fraction < 1.0 and self._rng.random() >= fraction:
                     continue
                 if rule.remaining > 0:
                     rule.remaining -= 1

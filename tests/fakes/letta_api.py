@@ -4,6 +4,10 @@
 captured from a real server, re-identified and re-timed. ``FakeLettaServer`` (defined in
 ``_letta_routes``, re-exported here) serves it over HTTP/1.1 on 127.0.0.1 with fault injection
 and a request log.
+
+Steps are changed by hand (``set_pending``, ``hide``, ``withhold_trace``, ...) or follow a
+``StepTimeline`` (``add_timed_run``): then what is served depends on ``FakeLettaData.clock``.
+``tests.fakes.workload`` builds a Letta-like live workload on the latter.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import random
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -43,7 +47,10 @@ __all__ = [
     "FaultRule",
     "RecordedRequest",
     "RunsPaging",
+    "StepTimeline",
     "StepsRoute",
+    "TemplateStep",
+    "TimedStep",
 ]
 
 DEFAULT_FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "letta-samples"
@@ -90,6 +97,10 @@ def _fmt_naive(dt: datetime) -> str:
 
 def _fmt_msg_date(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _ns(delta: timedelta) -> int:
@@ -139,9 +150,14 @@ class _LazyDoc:
     kind: Literal["trace", "messages"]
     mapping: Mapping[str, str]
     shift: timedelta
+    runless: bool = False  # served with run_id null (a step without a run)
 
     def render(self) -> Any:
         obj = json.loads(self.text.render(self.mapping))
+        if self.runless and obj is not None:
+            for item in [obj] if self.kind == "trace" else obj:
+                if "run_id" in item:
+                    item["run_id"] = None
         if not self.shift or obj is None:
             return obj
         if self.kind == "trace":
@@ -333,6 +349,45 @@ _PENDING_STEP = {
 _NULL_METRICS = {"step_ns": None, "llm_request_ns": None, "tool_execution_ns": None}
 
 
+@dataclass(frozen=True, slots=True)
+class StepTimeline:
+    """When each part of a step exists in Letta (UTC). A step with a timeline is served
+    by comparing these with the data's ``clock``: invisible (listings, by id, its run's
+    steps) before ``visible``, ``pending`` before ``terminal``, metrics 404 before
+    ``metrics`` and the provider trace ``null`` before ``trace`` (``None``: never).
+    ``ended`` (the step's work ended) is not served: it is ground truth for harnesses.
+    """
+
+    created: datetime
+    visible: datetime
+    ended: datetime
+    terminal: datetime
+    metrics: datetime | None
+    trace: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimedStep:
+    """One step of ``FakeLettaData.add_timed_run``: which of the scenario's captured steps
+    it clones (``like``, an index; a step cloned twice gets fresh ids the second time)
+    and its timeline."""
+
+    like: int
+    timeline: StepTimeline
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateStep:
+    """What a scenario's captured step looks like, for workload generators."""
+
+    index: int
+    status: str
+    has_trace: bool
+    step_seconds: float | None  # the captured metrics' step_ns
+    offset_seconds: float  # its start after the run's created_at
+    tool_call: bool  # it asked for a tool (the run goes on after it)
+
+
 @dataclass(slots=True)
 class _StepRec:
     id: str
@@ -348,13 +403,20 @@ class _StepRec:
     hidden: bool = False
     trace_hold: int = 0  # fetches left that see null; -1 = until released
     metrics_hold: int = 0
+    timeline: StepTimeline | None = None
 
     @property
     def key(self) -> tuple[datetime, str]:
         return (self.created_at, self.id)
 
-    def served(self) -> dict[str, Any]:
-        return {**self.final, **_PENDING_STEP} if self.pending else dict(self.final)
+    def is_hidden(self, now: datetime) -> bool:
+        return self.hidden or (self.timeline is not None and now < self.timeline.visible)
+
+    def is_pending(self, now: datetime) -> bool:
+        return self.pending or (self.timeline is not None and now < self.timeline.terminal)
+
+    def served(self, now: datetime) -> dict[str, Any]:
+        return {**self.final, **_PENDING_STEP} if self.is_pending(now) else dict(self.final)
 
 
 @dataclass(slots=True)
@@ -371,10 +433,15 @@ class _RunRec:
     project_id: str | None = None
     pending_status: str = "running"
     hidden: bool = False
+    terminal_at: datetime | None = None  # timed runs: in progress until then
 
     @property
     def key(self) -> tuple[datetime, str]:
         return (self.created_at, self.id)
+
+    def is_hidden(self, now: datetime) -> bool:
+        """Hidden, or a timed run that has not started by ``now``."""
+        return self.hidden or (self.terminal_at is not None and now < self.created_at)
 
 
 class _SortedIndex:
@@ -453,6 +520,9 @@ class FakeLettaData:
         self._step_index = _SortedIndex()
         self._run_index = _SortedIndex()
         self.shift: timedelta = timedelta(0)  # how far sample timestamps were moved
+        # What "now" is for steps with a timeline (replace it for a fake or frozen clock).
+        self.clock: Callable[[], datetime] = _utcnow
+        self._tickers: list[Callable[[datetime], None]] = []
 
     # -- constructors ------------------------------------------------------------------------
 
@@ -537,6 +607,7 @@ class FakeLettaData:
         project_id: str | None,
         pending: bool = False,
         hidden: bool = False,
+        with_steps: bool = True,
     ) -> _RunRec:
         run = json.loads(tpl.run.render(mapping))
         created = tpl.created_at + delta
@@ -561,7 +632,7 @@ class FakeLettaData:
             raise ValueError(f"duplicate run id {rec.id}")
         self._runs[rec.id] = rec
         self._run_index.dirty = True
-        for stpl in tpl.steps:
+        for stpl in tpl.steps if with_steps else ():
             self._add_step_rec(
                 rec,
                 stpl=stpl,
@@ -621,6 +692,113 @@ class FakeLettaData:
         run.metrics["project_id"] = project_id
         for sid in run.step_ids:
             self._set_project_on(self._steps[sid], project_id)
+
+    # -- time-driven data (workload generators) --------------------------------------------
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The data's (re-entrant) lock: hold it to change what is served atomically."""
+        return self._lock
+
+    def now(self) -> datetime:
+        """The clock's time, after every ticker has caught up to it."""
+        with self._lock:
+            now = self.clock()
+            for tick in self._tickers:
+                tick(now)
+            return now
+
+    def add_ticker(self, tick: Callable[[datetime], None]) -> None:
+        """Call ``tick(now)`` (under the data lock) before anything is served or read, so
+        a generator can add what has happened by ``now`` (e.g. runs that arrived)."""
+        with self._lock:
+            self._tickers.append(tick)
+
+    def template_steps(self, scenario: str) -> list[TemplateStep]:
+        """The captured steps of a scenario, as ``add_timed_run`` can clone them."""
+        tpl = self._samples.scenarios[scenario]
+        out = []
+        for i, stpl in enumerate(tpl.steps):
+            step = json.loads(stpl.step.render({}))
+            metrics = json.loads(stpl.metrics.render({}))
+            step_ns = metrics.get("step_ns")
+            out.append(
+                TemplateStep(
+                    index=i,
+                    status=step["status"],
+                    has_trace=stpl.trace is not None,
+                    step_seconds=step_ns / 1e9 if isinstance(step_ns, int) else None,
+                    offset_seconds=stpl.offset.total_seconds(),
+                    tool_call=step["stop_reason"] is None and step["status"] == "success",
+                )
+            )
+        return out
+
+    def add_timed_run(
+        self,
+        scenario: str,
+        *,
+        created_at: datetime,
+        steps: Sequence[TimedStep],
+        completed_at: datetime,
+        terminal_at: datetime,
+        runless: bool = False,
+        rng: random.Random | None = None,
+    ) -> tuple[str, list[str]]:
+        """A run of ``scenario`` whose steps follow their timelines (see ``StepTimeline``).
+
+        The run is listed from ``created_at``, ``running`` until ``terminal_at``, then
+        final with ``completed_at``. ``runless``: its steps (and their traces, metrics and
+        messages) carry ``run_id`` null and the run itself is never served, like steps
+        Letta records outside a run. Ids are drawn from ``rng`` (default: the data's).
+        Returns (run id, step ids).
+        """
+        tpl = self._samples.scenarios[scenario]
+        draw = rng or self._rng
+        mapping = {tok: _fresh_token(tok, draw) for tok in tpl.tokens}
+        created = created_at.astimezone(UTC)
+        with self._lock:
+            run = self._instantiate(
+                tpl, mapping, created - tpl.created_at, project_id=None, with_steps=False
+            )
+            if isinstance(run.final.get("completed_at"), str):
+                run.final["completed_at"] = _fmt_naive(completed_at)
+            if isinstance(run.final.get("total_duration_ns"), int):
+                run.final["total_duration_ns"] = _ns(completed_at - created)
+            run.terminal_at = terminal_at.astimezone(UTC)
+            run.hidden = runless
+            used: set[int] = set()
+            for timed in steps:
+                stpl = tpl.steps[timed.like]
+                step_mapping: Mapping[str, str] = mapping
+                if timed.like in used:  # a repeated step: its own ids
+                    fresh = {tok: _fresh_token(tok, draw) for tok in stpl.local_tokens}
+                    step_mapping = {**mapping, **fresh}
+                used.add(timed.like)
+                rec = self._add_step_rec(
+                    run,
+                    stpl=stpl,
+                    mapping=step_mapping,
+                    created_at=timed.timeline.created.astimezone(UTC),
+                    pending=False,
+                    hidden=False,
+                )
+                rec.timeline = timed.timeline
+                if runless:
+                    rec.final["run_id"] = None
+                    rec.metrics["run_id"] = None
+                    if rec.trace is not None:
+                        rec.trace = _LazyDoc(
+                            rec.trace.text, "trace", rec.mapping, rec.trace.shift, runless=True
+                        )
+                    rec.messages = _LazyDoc(
+                        rec.messages.text,
+                        "messages",
+                        rec.mapping,
+                        rec.messages.shift,
+                        runless=True,
+                    )
+            return run.id, list(run.step_ids)
 
     # -- mutators ----------------------------------------------------------------------------
 
@@ -789,29 +967,36 @@ class FakeLettaData:
     def step(self, step_id: str) -> dict[str, Any]:
         """The step as currently served (a copy; works for hidden steps too)."""
         with self._lock:
-            return _copy(self._steps[step_id].served())
+            return _copy(self._steps[step_id].served(self.now()))
 
     def run(self, run_id: str) -> dict[str, Any]:
         with self._lock:
-            return _copy(self._served_run(self._runs[run_id]))
+            return _copy(self._served_run(self._runs[run_id], self.now()))
 
     def steps(self, *, include_hidden: bool = False) -> list[dict[str, Any]]:
         """All steps, oldest first (internal (created_at, id) order)."""
         with self._lock:
+            now = self.now()
             self._ensure_sorted()
             recs = self._step_index.recs
-            return [_copy(r.served()) for r in recs if include_hidden or not r.hidden]
+            return [_copy(r.served(now)) for r in recs if include_hidden or not r.is_hidden(now)]
 
     def runs(self, *, include_hidden: bool = False) -> list[dict[str, Any]]:
         with self._lock:
+            now = self.now()
             self._ensure_sorted()
             recs = self._run_index.recs
-            return [_copy(self._served_run(r)) for r in recs if include_hidden or not r.hidden]
+            return [
+                _copy(self._served_run(r, now))
+                for r in recs
+                if include_hidden or not r.is_hidden(now)
+            ]
 
     def step_ids(self, *, include_hidden: bool = False) -> list[str]:
         with self._lock:
+            now = self.now()
             self._ensure_sorted()
-            return [r.id for r in self._step_index.recs if include_hidden or not r.hidden]
+            return [r.id for r in self._step_index.recs if include_hidden or not r.is_hidden(now)]
 
     def run_ids(self) -> list[str]:
         with self._lock:
@@ -825,8 +1010,13 @@ class FakeLettaData:
     def expected_terminal_step_ids(self) -> list[str]:
         """Ids of visible, non-pending steps, oldest first."""
         with self._lock:
+            now = self.now()
             self._ensure_sorted()
-            return [r.id for r in self._step_index.recs if not r.hidden and not r.pending]
+            return [
+                r.id
+                for r in self._step_index.recs
+                if not r.is_hidden(now) and not r.is_pending(now)
+            ]
 
     def created_at(self, obj_id: str) -> datetime:
         """Internal created_at of a step or run."""
@@ -865,8 +1055,9 @@ class FakeLettaData:
         if self._run_index.dirty:
             self._run_index.rebuild(self._runs.values())
 
-    def _served_run(self, rec: _RunRec) -> dict[str, Any]:
-        if not any(self._steps[s].pending for s in rec.step_ids):
+    def _served_run(self, rec: _RunRec, now: datetime) -> dict[str, Any]:
+        running = rec.terminal_at is not None and now < rec.terminal_at
+        if not running and not any(self._steps[s].is_pending(now) for s in rec.step_ids):
             return dict(rec.final)
         run = dict(rec.final)
         run.update(
@@ -880,13 +1071,13 @@ class FakeLettaData:
             run["metadata"] = {k: v for k, v in run["metadata"].items() if k != "error"}
         return run
 
-    def _visible_step(self, step_id: str) -> _StepRec | None:
+    def _visible_step(self, step_id: str, now: datetime) -> _StepRec | None:
         rec = self._steps.get(step_id)
-        return None if rec is None or rec.hidden else rec
+        return None if rec is None or rec.is_hidden(now) else rec
 
-    def _visible_run(self, run_id: str) -> _RunRec | None:
+    def _visible_run(self, run_id: str, now: datetime) -> _RunRec | None:
         rec = self._runs.get(run_id)
-        return None if rec is None or rec.hidden else rec
+        return None if rec is None or rec.is_hidden(now) else rec
 
     def serve_list_steps(
         self,
@@ -900,10 +1091,11 @@ class FakeLettaData:
         filt: StepFilter,
     ) -> list[dict[str, Any]]:
         with self._lock:
+            now = self.now()
             self._ensure_sorted()
             keys = []
             for cursor in (after, before):
-                rec = self._visible_step(cursor) if cursor is not None else None
+                rec = self._visible_step(cursor, now) if cursor is not None else None
                 if cursor is not None and rec is None:
                     raise NotFoundError(f"No Step found with id {cursor}")
                 keys.append(rec.key if rec else None)
@@ -918,20 +1110,25 @@ class FakeLettaData:
                 before_key=keys[1],
                 start=start,
                 end=end,
-                accept=lambda r: not r.hidden and filt.accepts(r.final),
+                accept=lambda r: not r.is_hidden(now) and filt.accepts(r.final),
             )
-            return [r.served() for r in recs]
+            return [r.served(now) for r in recs]
 
     def serve_step(self, step_id: str) -> dict[str, Any] | None:
         with self._lock:
-            rec = self._visible_step(step_id)
-            return rec.served() if rec else None
+            now = self.now()
+            rec = self._visible_step(step_id, now)
+            return rec.served(now) if rec else None
 
     def serve_trace(self, step_id: str) -> Any:
         with self._lock:
-            rec = self._visible_step(step_id)
-            if rec is None or rec.pending or rec.trace is None:
+            now = self.now()
+            rec = self._visible_step(step_id, now)
+            if rec is None or rec.is_pending(now) or rec.trace is None:
                 return None
+            tl = rec.timeline
+            if tl is not None and (tl.trace is None or now < tl.trace):
+                return None  # not written yet, or never
             if rec.trace_hold:
                 if rec.trace_hold > 0:
                     rec.trace_hold -= 1
@@ -941,10 +1138,14 @@ class FakeLettaData:
 
     def serve_metrics(self, step_id: str) -> dict[str, Any] | None:
         with self._lock:
-            rec = self._visible_step(step_id)
+            now = self.now()
+            rec = self._visible_step(step_id, now)
             if rec is None:
                 return None
-            if rec.pending or rec.metrics_hold:
+            tl = rec.timeline
+            if tl is not None and (tl.metrics is None or now < tl.metrics):
+                return None  # no metrics row yet: 404, as Letta answers
+            if rec.is_pending(now) or rec.metrics_hold:
                 if rec.metrics_hold > 0:
                     rec.metrics_hold -= 1
                 return {**rec.metrics, **_NULL_METRICS}
@@ -952,10 +1153,11 @@ class FakeLettaData:
 
     def serve_step_messages(self, step_id: str) -> list[Any] | None:
         with self._lock:
-            rec = self._visible_step(step_id)
+            now = self.now()
+            rec = self._visible_step(step_id, now)
             if rec is None:
                 return None
-            if rec.pending:
+            if rec.is_pending(now):
                 return []
             doc = rec.messages
         result: list[Any] = doc.render()
@@ -976,21 +1178,22 @@ class FakeLettaData:
         project_id: str | None,
     ) -> list[dict[str, Any]]:
         with self._lock:
+            now = self.now()
             self._ensure_sorted()
             keys = []
             for cursor in (after, before):
-                rec = self._visible_run(cursor) if cursor is not None else None
+                rec = self._visible_run(cursor, now) if cursor is not None else None
                 if cursor is not None and rec is None:
                     raise NotFoundError(f"No Run found with id {cursor}")
                 keys.append(rec.key if rec else None)
             served: dict[str, dict[str, Any]] = {}
 
             def accept(r: _RunRec) -> bool:
-                if r.hidden or (agent_ids and r.final["agent_id"] not in agent_ids):
+                if r.is_hidden(now) or (agent_ids and r.final["agent_id"] not in agent_ids):
                     return False
                 if project_id is not None and r.project_id != project_id:
                     return False
-                run = served.setdefault(r.id, self._served_run(r))
+                run = served.setdefault(r.id, self._served_run(r, now))
                 return not (
                     (statuses and run["status"] not in statuses)
                     or (background is not None and run["background"] is not background)
@@ -1015,24 +1218,26 @@ class FakeLettaData:
 
     def serve_run(self, run_id: str) -> dict[str, Any] | None:
         with self._lock:
-            rec = self._visible_run(run_id)
-            return self._served_run(rec) if rec else None
+            now = self.now()
+            rec = self._visible_run(run_id, now)
+            return self._served_run(rec, now) if rec else None
 
     def serve_run_steps(
         self, run_id: str, *, order: str, limit: int, after: str | None, before: str | None
     ) -> list[dict[str, Any]] | None:
         with self._lock:
-            run = self._visible_run(run_id)
+            now = self.now()
+            run = self._visible_run(run_id, now)
             if run is None:
                 return None
             recs = sorted(
-                (r for s in run.step_ids if (r := self._steps[s]) and not r.hidden),
+                (r for s in run.step_ids if (r := self._steps[s]) and not r.is_hidden(now)),
                 key=lambda r: r.key,
             )
             keys = [r.key for r in recs]
             cursor_keys = []
             for cursor in (after, before):
-                rec = self._visible_step(cursor) if cursor is not None else None
+                rec = self._visible_step(cursor, now) if cursor is not None else None
                 if cursor is not None and rec is None:
                     raise NotFoundError(f"No Step found with id {cursor}")
                 cursor_keys.append(rec.key if rec else None)
@@ -1048,20 +1253,27 @@ class FakeLettaData:
                 end=None,
                 accept=lambda r: True,
             )
-            return [r.served() for r in page]
+            return [r.served(now) for r in page]
 
     def serve_run_part(self, run_id: str, part: Literal["messages", "metrics", "usage"]) -> Any:
         """Run messages (without hidden/pending steps' ones), metrics or usage; None = 404."""
         with self._lock:
-            run = self._visible_run(run_id)
+            now = self.now()
+            run = self._visible_run(run_id, now)
             if run is None:
                 return None
             if part == "usage":
                 return dict(run.usage)
-            pending = any(self._steps[s].pending for s in run.step_ids)
+            pending = (run.terminal_at is not None and now < run.terminal_at) or any(
+                self._steps[s].is_pending(now) for s in run.step_ids
+            )
             if part == "metrics":
                 return {**run.metrics, "run_ns": None} if pending else dict(run.metrics)
-            skip = {s for s in run.step_ids if self._steps[s].hidden or self._steps[s].pending}
+            skip = {
+                s
+                for s in run.step_ids
+                if self._steps[s].is_hidden(now) or self._steps[s].is_pending(now)
+            }
             doc = run.messages
         msgs: list[Any] = doc.render()
         return [m for m in msgs if m.get("step_id") not in skip] if skip else msgs

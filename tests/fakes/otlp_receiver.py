@@ -45,7 +45,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, Self, cast
@@ -137,6 +137,11 @@ class ReceivedSpan:
     dropped_events_count: int = 0
     dropped_links_count: int = 0
     scope_attributes: dict[str, Any] | None = None
+    # When the export request carrying it reached the receiver (0.0 if not stamped):
+    # time.monotonic() and time.time(). Not part of equality: two receptions of the same
+    # span are the same span.
+    received_at: float = field(default=0.0, compare=False)
+    received_wall: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,6 +183,9 @@ class ReceivedMetric:
     scope_name: str
     scope_version: str
     protocol: str
+    # As for ReceivedSpan: when its export request arrived (monotonic, wall clock).
+    received_at: float = field(default=0.0, compare=False)
+    received_wall: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,6 +202,7 @@ class ReceivedRequest:
     n_data_points: int = 0
     status: str = "OK"  # HTTP status code as str, or gRPC status code name
     received_at: float = 0.0  # time.monotonic()
+    received_wall: float = 0.0  # time.time()
 
 
 # --------------------------------------------------------------------------- decoding
@@ -229,7 +238,11 @@ def _enum_name(
 
 
 def decode_trace_request(
-    request: trace_service_pb2.ExportTraceServiceRequest, protocol: str
+    request: trace_service_pb2.ExportTraceServiceRequest,
+    protocol: str,
+    *,
+    received_at: float = 0.0,
+    received_wall: float = 0.0,
 ) -> list[ReceivedSpan]:
     out: list[ReceivedSpan] = []
     for rs in request.resource_spans:
@@ -281,6 +294,8 @@ def decode_trace_request(
                         dropped_events_count=s.dropped_events_count,
                         dropped_links_count=s.dropped_links_count,
                         scope_attributes=scope_attrs,
+                        received_at=received_at,
+                        received_wall=received_wall,
                     )
                 )
     return out
@@ -308,6 +323,9 @@ def _decode_metric(
     resource: dict[str, Any],
     scope: common_pb2.InstrumentationScope,
     protocol: str,
+    *,
+    received_at: float = 0.0,
+    received_wall: float = 0.0,
 ) -> ReceivedMetric:
     which = m.WhichOneof("data")
     points: list[ReceivedDataPoint] = []
@@ -388,17 +406,33 @@ def _decode_metric(
         scope_name=scope.name,
         scope_version=scope.version,
         protocol=protocol,
+        received_at=received_at,
+        received_wall=received_wall,
     )
 
 
 def decode_metrics_request(
-    request: metrics_service_pb2.ExportMetricsServiceRequest, protocol: str
+    request: metrics_service_pb2.ExportMetricsServiceRequest,
+    protocol: str,
+    *,
+    received_at: float = 0.0,
+    received_wall: float = 0.0,
 ) -> list[ReceivedMetric]:
     out: list[ReceivedMetric] = []
     for rm in request.resource_metrics:
         resource = kvs_to_dict(rm.resource.attributes)
         for sm in rm.scope_metrics:
-            out.extend(_decode_metric(m, resource, sm.scope, protocol) for m in sm.metrics)
+            out.extend(
+                _decode_metric(
+                    m,
+                    resource,
+                    sm.scope,
+                    protocol,
+                    received_at=received_at,
+                    received_wall=received_wall,
+                )
+                for m in sm.metrics
+            )
     return out
 
 
@@ -1108,6 +1142,8 @@ class OtlpReceiver:
         message: Message,
         status_for: Callable[[_Outcome], str],
     ) -> _Outcome:
+        # Stamped before decoding: the arrival, not the end of our own work.
+        arrived, arrived_wall = time.monotonic(), time.time()
         uncompressed = message.ByteSize()
         spans: list[ReceivedSpan] = []
         metrics: list[ReceivedMetric] = []
@@ -1115,11 +1151,15 @@ class OtlpReceiver:
         if signal == "traces":
             treq = cast(trace_service_pb2.ExportTraceServiceRequest, message)
             n_spans = _count_spans(treq)
-            spans = decode_trace_request(treq, protocol)
+            spans = decode_trace_request(
+                treq, protocol, received_at=arrived, received_wall=arrived_wall
+            )
         else:
             mreq = cast(metrics_service_pb2.ExportMetricsServiceRequest, message)
             n_points = _count_points(mreq)
-            metrics = decode_metrics_request(mreq, protocol)
+            metrics = decode_metrics_request(
+                mreq, protocol, received_at=arrived, received_wall=arrived_wall
+            )
         with self._changed:
             outcome = self._decide(uncompressed)
             if outcome.accepted:
@@ -1138,7 +1178,8 @@ class OtlpReceiver:
                     uncompressed_bytes=uncompressed,
                     n_data_points=n_points,
                     status=status_for(outcome),
-                    received_at=time.monotonic(),
+                    received_at=arrived,
+                    received_wall=arrived_wall,
                 )
             )
             self._changed.notify_all()
@@ -1167,6 +1208,7 @@ class OtlpReceiver:
                     signal=signal,
                     status=str(status),
                     received_at=time.monotonic(),
+                    received_wall=time.time(),
                 )
             )
             self._changed.notify_all()

@@ -221,7 +221,8 @@ def _assert_spans_equal(got: dict[str, ReceivedSpan], want: dict[str, ReceivedSp
         f" want {getattr(want[span_id], f.name)!r}"
         for span_id in want
         for f in dataclasses.fields(ReceivedSpan)
-        if getattr(got[span_id], f.name) != getattr(want[span_id], f.name)
+        # every field the exporter sent; arrival stamps are the receiver's own
+        if f.compare and getattr(got[span_id], f.name) != getattr(want[span_id], f.name)
     ]
     assert not diffs, "\n".join(diffs)
     assert got == want
@@ -753,6 +754,39 @@ def test_metrics_round_trip(receiver: OtlpReceiver, make: Callable[[OtlpReceiver
     (req,) = receiver.requests
     assert req.signal == "metrics" and req.n_data_points == 3 and req.n_spans == 0
     assert req.protocol == hist.protocol
+
+
+@pytest.mark.parametrize("make", [_grpc_exporter, _http_exporter], ids=["grpc", "http"])
+def test_arrival_times_are_recorded(receiver: OtlpReceiver, make: ExporterFactory) -> None:
+    """Each span and metric knows when its request arrived (for lag measurements), and
+    the stamps stay out of equality."""
+    exporter = make(receiver)
+    try:
+        before, before_wall = time.monotonic(), time.time()
+        assert exporter.export([_small_span(1)]) is SpanExportResult.SUCCESS
+        after, after_wall = time.monotonic(), time.time()
+        time.sleep(0.05)
+        assert exporter.export([_small_span(2)]) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    first, second = sorted(receiver.wait_for_spans(2, timeout=5), key=lambda s: s.name)
+    assert before <= first.received_at <= after
+    assert before_wall <= first.received_wall <= after_wall
+    assert second.received_at >= first.received_at + 0.05
+    (req, _) = receiver.requests
+    assert (req.received_at, req.received_wall) == (first.received_at, first.received_wall)
+    assert dataclasses.replace(first, received_at=0.0, received_wall=0.0) == first
+
+    metric_exporter = GrpcMetricExporter(
+        endpoint=receiver.grpc_endpoint, insecure=True, timeout=EXPORT_TIMEOUT
+    )
+    try:
+        sent = time.time()
+        assert metric_exporter.export(_collect_metrics()) is MetricExportResult.SUCCESS
+    finally:
+        metric_exporter.shutdown()
+    metrics = receiver.wait_for_metrics("gen_ai.client.operation.duration")
+    assert all(sent <= m.received_wall <= time.time() for m in metrics)
 
 
 # --------------------------------------------------------------------------- lifecycle

@@ -171,6 +171,46 @@ def test_failed_step_and_run_are_errors(name: str) -> None:
         assert chat.attributes["error.type"] == error_type  # type: ignore[index]
 
 
+@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("with_trace", [True, False], ids=["traced", "no-trace"])
+def test_every_step_span_names_its_model_and_provider(name: str, with_trace: bool) -> None:
+    """Issue 23: dashboards and alerts grouped by model or provider must see every step,
+    above all the failed ones without a provider trace: the step span carries
+    gen_ai.request.model, gen_ai.provider.name (the convention's value) and
+    letta.model_handle from Letta's step record, trace or not."""
+    scenario = load_scenario(name)
+    trace_id = ids.trace_id_from_letta_id(scenario.run.id)
+    for captured in scenario.steps:
+        record = (
+            captured
+            if with_trace
+            else StepRecord(**{**captured.__dict__, "trace": None, "memo": {}})
+        )
+        step_span = map_step(record, CTX, trace_id)[0]
+        attrs = step_span.attributes or {}
+        step = record.step
+        assert step.model and step.provider_name and step.model_handle
+        assert attrs["gen_ai.request.model"] == step.model
+        assert attrs["gen_ai.provider.name"] == "openai"  # provider_name "openai"
+        assert attrs["letta.model_handle"] == step.model_handle
+
+
+def test_step_provider_uses_the_conventions_value() -> None:
+    record = load_scenario("stream_fail").steps[0]
+    for letta, convention in [
+        ("google_vertex", "gcp.vertex_ai"),
+        ("xai", "x_ai"),
+        ("acme", "acme"),
+    ]:
+        step = replace(record.step, provider_name=letta)
+        mapped = map_step(StepRecord(**{**record.__dict__, "step": step, "memo": {}}), CTX, 1)
+        assert (mapped[0].attributes or {})["gen_ai.provider.name"] == convention
+    bare = replace(record.step, provider_name=None, model=None, model_handle=None)
+    mapped = map_step(StepRecord(**{**record.__dict__, "step": bare, "memo": {}}), CTX, 1)
+    attrs = mapped[0].attributes or {}
+    assert not {"gen_ai.provider.name", "gen_ai.request.model", "letta.model_handle"} & set(attrs)
+
+
 def test_tool_spans_from_messages_and_response() -> None:
     scenario = load_scenario("tool_two_steps")
     trace_id = ids.trace_id_from_letta_id(scenario.run.id)
