@@ -1,6 +1,7 @@
 """Validate captured content against the GenAI semconv v1.41.1 JSON schemas.
 
-The schemas in ``../shared/semconv-genai-v1.41.1`` accept any part (or tool definition)
+The schemas in ``tests/fixtures/semconv-genai-v1.41.1`` (vendored with their licence
+and source, see the README there) accept any part (or tool definition)
 through their catch-all ``GenericPart``/``GenericToolDefinition``; so besides the whole
 document, every part whose ``type`` has a specific definition (``text``, ``tool_call``,
 ``tool_call_response``, ``reasoning``, ``blob``, ``uri``, ``file``, ``server_tool_call``,
@@ -17,8 +18,7 @@ from typing import Any
 
 import jsonschema
 
-# ../shared beside the checkout, as the README's test setup has it.
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "shared" / "semconv-genai-v1.41.1"
+SCHEMA_DIR = Path(__file__).resolve().parent / "fixtures" / "semconv-genai-v1.41.1"
 
 FILES = {
     "gen_ai.input.messages": "gen-ai-input-messages.json",
