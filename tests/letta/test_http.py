@@ -20,6 +20,7 @@ import pytest
 
 from letta_otel._loop import loop_factory
 from letta_otel.letta.http import FastHttp, HttpError, RawResponse, proxy_configured
+from tests.system_tools import requires_tool
 
 Script = Callable[[socket.socket, bytes, int], bool]  # (conn, request, n) -> keep open?
 
@@ -305,6 +306,7 @@ def test_proxy_variables_select_the_httpx_path(monkeypatch: pytest.MonkeyPatch) 
     assert not proxy_configured("https://api.letta.com")
 
 
+@requires_tool("openssl")
 def test_https_verifies_the_server_certificate(tmp_path: Path) -> None:
     """TLS over loopback with a throw-away CA: trusted when given, refused otherwise."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"

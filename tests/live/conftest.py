@@ -28,6 +28,9 @@ from tests.machine_lock import exclusive_lock
 
 LOCK_PATH = Path(tempfile.gettempdir()) / "letta-otel-live-tests.lock"
 LOCK_TIMEOUT = 1200
+# The first live test of a session also pays for the kit's setup: on a fresh machine that
+# installs Letta (minutes), then starts and seeds it. Every live module uses this marker.
+KIT_TIMEOUT = pytest.mark.timeout(1800 + LOCK_TIMEOUT)
 
 
 @dataclass

@@ -4,7 +4,7 @@ The session fixture ``letta_kit`` (conftest.py) starts the kit (or reuses one al
 and seeds it with every scenario of ``tests/live/kit/seed.py``. Each test then runs the
 real CLI (``python -m letta_otel run --once``) as a subprocess against it, exporting to
 an in-process ``OtlpReceiver``, and compares what the receiver decoded with what the
-live API says, read independently with a stdlib client (``tests/live/kit/client.py``):
+live API says, read independently with a stdlib client (``tests/plain_http.py``):
 
 * stock server: ``GET /v1/steps/`` answers HTTP 400, so discovery falls back to
   ``/v1/runs/`` (gRPC and HTTP/protobuf), a restart with the same state exports
@@ -35,7 +35,7 @@ from typing import Any, ParamSpec, TypeVar
 import pytest
 
 from tests.fakes.otlp_receiver import OtlpReceiver, ReceivedSpan
-from tests.live.conftest import LettaKit
+from tests.live.conftest import KIT_TIMEOUT, LettaKit
 from tests.live.kit import Http
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,12 +51,10 @@ NEW_TRAFFIC = ("plain", "tool_two_steps", "fail_http500", "stream_fail", "memgpt
 NEW_TRAFFIC_MIN_STEPS = 7
 
 BRIDGE_TIMEOUT = 180
-# A cold first session installs Letta into /tmp (minutes) inside the first test's setup.
-FIRST_USE_TIMEOUT = 1800
 
 _ISOLATE_PREFIXES = ("LETTA_", "OTEL_", "HONEYCOMB_")
 
-pytestmark = [pytest.mark.live, pytest.mark.timeout(FIRST_USE_TIMEOUT + 600)]
+pytestmark = [pytest.mark.live, KIT_TIMEOUT]
 
 P = ParamSpec("P")
 R = TypeVar("R")

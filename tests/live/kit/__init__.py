@@ -2,12 +2,12 @@
 
 See README.md here. ``Kit`` (server.py) installs and runs it, ``seed`` (seed.py) sends
 scenarios that succeed, call tools, stream, run in the background and fail; ``Http``
-(client.py) reads its API. ``python -m tests.live.kit --help`` drives it by hand.
+(``tests/plain_http.py``) reads its API. ``python -m tests.live.kit --help`` drives it by hand.
 """
 
-from tests.live.kit.client import Http, HttpStatusError, Response
 from tests.live.kit.seed import SCENARIOS, Scenario, SeedError, seed
 from tests.live.kit.server import LETTA_VERSION, Kit, KitError
+from tests.plain_http import Http, HttpStatusError, Response
 
 __all__ = [
     "LETTA_VERSION",

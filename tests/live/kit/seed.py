@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.live.kit.client import Http
+from tests.plain_http import Http
 
 MODEL_HANDLE = "openai-proxy/fake-model"
 EMBEDDING_HANDLE = "openai/text-embedding-3-small"

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tests.cached_venv import Venv, VenvSpec, ensure, file_lock
-from tests.live.kit.client import Http
+from tests.plain_http import Http
 
 LETTA_VERSION = "0.16.8"
 # Bump to reinstall every kit venv when its content must change for a reason the pins

@@ -1,7 +1,8 @@
-"""A small JSON-over-HTTP client on the standard library, for the kit and the live tests.
+"""A small JSON-over-HTTP client on the standard library, for the live kit and its tests.
 
-The live tests read the Letta API with a client independent of the bridge's own (aiohttp)
-one, so a bug shared by both cannot hide; urllib keeps the kit free of dependencies.
+The live tests read the Letta API (and the Phoenix test Phoenix's) with a client
+independent of the bridge's own, so a bug shared by both cannot hide; urllib keeps the kit
+free of dependencies (it runs with any Python, before any venv exists).
 Every status is returned as a :class:`Response` (urllib raises on 4xx/5xx; this does not).
 """
 
