@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -130,6 +131,9 @@ def ensure(spec: VenvSpec, *, timeout: float = 1800, log: Path | None = None) ->
         pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
         if spec.constraints is not None:
             pip += ["-c", str(spec.constraints)]
+        # pip's cache goes under the temp dir too: nothing outside it is written.
+        env = {**os.environ}
+        env.setdefault("PIP_CACHE_DIR", str(spec.root / "letta-otel-pip-cache"))
         with log.open("w") as out:
             for argv in ([spec.python, "-m", "venv", str(path)], [*pip, *spec.requirements]):
                 out.write(f"$ {' '.join(argv)}\n")
@@ -141,6 +145,7 @@ def ensure(spec: VenvSpec, *, timeout: float = 1800, log: Path | None = None) ->
                         stdout=out,
                         stderr=subprocess.STDOUT,
                         stdin=subprocess.DEVNULL,
+                        env=env,
                         # Readable by all: the kit runs postgres from it as another user.
                         umask=0o022,
                         timeout=remaining,

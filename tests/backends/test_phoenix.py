@@ -118,6 +118,7 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
         PHOENIX_GRPC_PORT=str(grpc_port),
         PHOENIX_WORKING_DIR=str(workdir),
         PHOENIX_TELEMETRY_ENABLED="false",
+        HOME=str(workdir),  # whatever Phoenix's libraries cache stays in the temp dir
     )
     log = workdir / "phoenix.log"
     started = time.monotonic()
