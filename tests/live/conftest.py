@@ -4,7 +4,8 @@
 ``python -m tests.live.kit start``, or kept by an earlier session with
 ``LETTA_KIT_KEEP=1``) and leaves it running. Otherwise it starts one (installing Letta
 into /tmp on first use, a few minutes; then about a minute) and stops everything it
-started when the session ends, failed tests included. The ``GET /v1/steps/``-fixed
+started when the session ends, failed tests included; a kit left behind by a session
+that was killed is adopted, and so stopped, by the next one. The ``GET /v1/steps/``-fixed
 instance starts in the background right away and is waited for only by the tests that
 use it. Either way the stock server is seeded with every scenario (failures included)
 before the first test. A machine-wide lock keeps two sessions from driving kits at once.
@@ -73,6 +74,8 @@ class LettaKit:
 
 @pytest.fixture(scope="session")
 def letta_kit() -> Iterator[LettaKit]:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the Letta kit runs on Linux only (it tells its processes apart in /proc)")
     kit = Kit()
     with exclusive_lock(
         LOCK_PATH, LOCK_TIMEOUT, held=f"another live-test session holds {LOCK_PATH}"
@@ -91,6 +94,7 @@ def letta_kit() -> Iterator[LettaKit]:
             keep = os.environ.get("LETTA_KIT_KEEP", "").strip() == "1"
             if keep:
                 print(f"LETTA_KIT_KEEP=1: leaving the kit in {kit.dir} running")
+                kit.release()
             elif started_here:
                 kit.stop()
             elif fixed_here:

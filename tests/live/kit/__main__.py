@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "install":
             print(kit.install().path)
         elif args.command == "start":
-            kit.start()
+            kit.start(owned=False)
             if args.fixed:
                 kit.start_fixed()
             if args.seed:

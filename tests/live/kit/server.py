@@ -79,6 +79,7 @@ PORT_ENV = {
 }
 INSTALL_TIMEOUT = 1800.0
 HEALTH_TIMEOUT = 300.0  # Letta needs 20-40 s on a quiet machine; this one is shared
+START_LOCK_TIMEOUT = 900.0
 STOP_GRACE = 10.0  # letta often sits on SIGTERM longer than this: then SIGKILL
 
 
@@ -145,6 +146,20 @@ class State:
     with_otel: bool
     pg_account: str | None = None
     pids: dict[str, int] = field(default_factory=dict)
+    # The process that stops the kit when it is done ("pid:start time"), None for a kit
+    # started by hand or kept on purpose. A kit whose owner died (a killed test session)
+    # is adopted by the next one, which then stops it.
+    owner: str | None = None
+
+
+def process_id(pid: int) -> str | None:
+    """``pid:start time`` of a live process (unlike a PID, never the same for two); a
+    zombie (dead, not yet reaped) counts as gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else f"{pid}:{fields[19]}"
 
 
 def cmdline(pid: int) -> str:
@@ -240,61 +255,81 @@ class Kit:
 
     # ------------------------------------------------------------------ start
 
-    def start(self, *, with_otel: bool | None = None) -> bool:
-        """Bring up a fresh kit, unless one is up already; True when this call started it."""
+    def start(self, *, with_otel: bool | None = None, owned: bool = True) -> bool:
+        """Bring up a fresh kit unless one is up; True when this process now owns it.
+
+        The owner is to :meth:`stop` the kit when done. ``owned=False`` starts one that
+        nobody stops (by hand, for reuse). A running kit is reused; if its owner died, this
+        process adopts it (and so stops it later).
+        """
         if self.is_up():
-            self.say(f"reusing the kit running from {self.dir}: Letta at {self.url()}")
-            return False
+            return self.reuse(owned)
         venv = self.install()
-        self.stop()  # leftovers of a crashed run, by their recorded PIDs
-        with file_lock(self.dir.with_name(self.dir.name + ".lock"), 60):
+        # Two starters on one state dir would wipe each other's database.
+        with file_lock(self.dir.with_name(self.dir.name + ".lock"), START_LOCK_TIMEOUT):
+            if self.is_up():  # started by whoever held the lock
+                return self.reuse(owned)
+            self.stop()  # leftovers of a crashed run, by their recorded PIDs
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir.mkdir(parents=True)
             self.dir.chmod(0o755)  # postgres (another account) must reach its data dir
-        if with_otel is None:
-            with_otel = os.environ.get("LETTA_KIT_OTEL", "1") != "0"
-        ports = {}
-        for name, variable in PORT_ENV.items():
-            ports[name] = int(os.environ.get(variable) or 0) or free_port()
-        account = postgres_account()
-        state = State(str(venv.path), ports, with_otel, account.name if account else None)
-        self.save(state)
-        try:
-            with self.timed("postgres"):
-                self.start_postgres(venv, state, account)
-            self.spawn(
-                state,
-                "fake_llm",
-                [
-                    str(venv.python),
-                    str(KIT_DIR / "fake_llm.py"),
-                    "--port",
-                    str(ports["fake_llm"]),
-                    "--log",
-                    str(self.dir / "fake_llm.jsonl"),
-                ],
-            )
-            self.wait_healthy(state, "fake_llm", "/healthz", 30)
-            if with_otel:
-                self.spawn(
-                    state,
-                    "otlp_sink",
-                    [
-                        str(venv.python),
-                        str(KIT_DIR / "otlp_sink.py"),
-                        "--port",
-                        str(ports["otlp_sink"]),
-                        "--out",
-                        str(self.dir / "letta_own_spans.jsonl"),
-                    ],
-                )
-            self.start_letta(state, "letta")
-        except BaseException:
-            self.say("start failed: stopping what it started")
-            self.stop()
-            raise
+            if with_otel is None:
+                with_otel = os.environ.get("LETTA_KIT_OTEL", "1") != "0"
+            ports = {}
+            for name, variable in PORT_ENV.items():
+                ports[name] = int(os.environ.get(variable) or 0) or free_port()
+            account = postgres_account()
+            state = State(str(venv.path), ports, with_otel, account.name if account else None)
+            state.owner = process_id(os.getpid()) if owned else None
+            self.save(state)
+            try:
+                self.start_servers(venv, state, account)
+            except BaseException:
+                self.say("start failed: stopping what it started")
+                self.stop()
+                raise
         self.say(f"Letta {LETTA_VERSION} at {self.url()} (state {self.dir})")
         return True
+
+    def reuse(self, owned: bool) -> bool:
+        state = self.load()
+        assert state is not None
+        owner = state.owner
+        orphaned = owner is not None and process_id(int(owner.split(":")[0])) != owner
+        if orphaned:
+            # Its owner was killed before it could stop the kit: the caller takes it over
+            # (a test session, to stop it at its end; by hand, to keep it).
+            state.owner = process_id(os.getpid()) if owned else None
+            self.save(state)
+        how = "adopting (its owner is gone)" if orphaned else "reusing"
+        self.say(f"{how} the kit running from {self.dir}: Letta at {self.url()}")
+        return orphaned and owned
+
+    def release(self) -> None:
+        """Leave the kit running for whoever comes next (nobody owns it any more)."""
+        state = self.load()
+        if state is not None:
+            state.owner = None
+            self.save(state)
+
+    def start_servers(self, venv: Venv, state: State, account: Account | None) -> None:
+        with self.timed("postgres"):
+            self.start_postgres(venv, state, account)
+        llm = [
+            str(venv.python),
+            str(KIT_DIR / "fake_llm.py"),
+            "--port",
+            str(state.ports["fake_llm"]),
+        ]
+        self.spawn(state, "fake_llm", [*llm, "--log", str(self.dir / "fake_llm.jsonl")])
+        self.wait_healthy(state, "fake_llm", "/healthz", 30)
+        if state.with_otel:
+            sink = [str(venv.python), str(KIT_DIR / "otlp_sink.py")]
+            sink += ["--port", str(state.ports["otlp_sink"])]
+            self.spawn(
+                state, "otlp_sink", [*sink, "--out", str(self.dir / "letta_own_spans.jsonl")]
+            )
+        self.start_letta(state, "letta")
 
     def start_fixed(self, *, wait: bool = True) -> bool:
         """The second Letta, with GET /v1/steps/ fixed; True when this call started it."""
