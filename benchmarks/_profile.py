@@ -62,7 +62,6 @@ _SECTIONS = (
     ("letta_otel.letta.client", "lean_trace"),
     ("letta_otel.letta.client", "lean_trace_fields"),
     ("letta_otel.letta.client", "parse_list"),
-    ("letta_otel.letta.http", "_Connection.data_received"),
     ("letta_otel.state", "StateStore.mark_exported"),
     ("letta_otel.state", "StateStore.record_discovered"),
     ("letta_otel.state", "StateStore.open_steps"),

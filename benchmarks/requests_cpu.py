@@ -1,4 +1,4 @@
-"""Process CPU per Letta request through letta-otel's own HTTP client, nothing else.
+"""Process CPU per Letta request through letta-otel's Letta client, nothing else.
 
 ``python benchmarks/requests_cpu.py MODE [--steps N]`` starts the fake Letta API
 (``benchmarks._servers letta``, 20 ms added to every request) in its own process,
@@ -8,8 +8,12 @@ process CPU (user and system) per step:
 - ``metrics``: two GETs of the step's metrics (small bodies: the client's own cost);
 - ``trace``: two GETs of the step's provider trace (about 13 KB bodies);
 - ``raw``: trace, metrics and, for 46% of the steps, messages, as the daemon does,
-  through ``FastHttp.get`` without decoding;
-- ``full``: the same through ``LettaClient`` (decoding and validation included).
+  one attempt each through the client's transport (its aiohttp session), without the
+  retry policy or decoding;
+- ``full``: the same through ``LettaClient`` (retry policy, decoding and validation
+  included).
+
+``metrics`` and ``trace`` go through the transport as ``raw`` does.
 
 The figure is the whole process's CPU, the event loop's and the kernel's included.
 Compare it with a minimal asyncio Protocol that writes a fixed GET and resolves a
@@ -29,9 +33,12 @@ from pathlib import Path
 # Run as a script from anywhere: the repository root (this worktree) first on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from yarl import URL
+
 from benchmarks.bench import start_server, stop_server
 from letta_otel import _loop
 from letta_otel.letta.client import LettaClient
+from letta_otel.retry import Deadline
 
 IN_FLIGHT = 16
 MODES = ("metrics", "trace", "raw", "full")
@@ -39,7 +46,11 @@ MODES = ("metrics", "trace", "raw", "full")
 
 async def _measure(url: str, mode: str, steps: int) -> None:
     client = LettaClient(url, max_connections=IN_FLIGHT)
-    http = client._http
+
+    async def get(path: str) -> None:
+        """One attempt through the client's transport: no retry policy, no decoding."""
+        await client._fetch(URL(url + path, encoded=True), path, Deadline(120.0))
+
     ids: list[str] = []
     after: str | None = None
     while len(ids) < steps:
@@ -54,16 +65,16 @@ async def _measure(url: str, mode: str, steps: int) -> None:
     async def one(i: int, step_id: str) -> None:
         async with gate:
             if mode == "metrics":
-                await http.get(f"/v1/steps/{step_id}/metrics", [])
-                await http.get(f"/v1/steps/{step_id}/metrics", [])
+                await get(f"/v1/steps/{step_id}/metrics")
+                await get(f"/v1/steps/{step_id}/metrics")
             elif mode == "trace":
-                await http.get(f"/v1/steps/{step_id}/trace", [])
-                await http.get(f"/v1/steps/{step_id}/trace", [])
+                await get(f"/v1/steps/{step_id}/trace")
+                await get(f"/v1/steps/{step_id}/trace")
             elif mode == "raw":
-                await http.get(f"/v1/steps/{step_id}/trace", [])
-                await http.get(f"/v1/steps/{step_id}/metrics", [])
+                await get(f"/v1/steps/{step_id}/trace")
+                await get(f"/v1/steps/{step_id}/metrics")
                 if i % 100 < 46:
-                    await http.get(f"/v1/steps/{step_id}/messages", [])
+                    await get(f"/v1/steps/{step_id}/messages")
             else:
                 await client.get_trace(step_id, lean=True)
                 await client.get_metrics(step_id)

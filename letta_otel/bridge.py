@@ -15,8 +15,8 @@ Order of a cycle, and why:
    transaction; the first failure ends the cycle (the backend is likely down) and what
    is left is retried next cycle with the same span ids.
 
-Enriched steps are mapped and encoded by the consumer in bursts (``GATHER_UNITS``
-or ``GATHER_AFTER``), not one by one between network callbacks: the same code run
+Enriched steps are mapped by the consumer in bursts (``GATHER_UNITS`` or
+``GATHER_AFTER``), not one by one between network callbacks: the same code run
 back to back finds the CPU's caches warm. Measured with ``benchmarks.bench``, this
 cuts the daemon's CPU per step by about a tenth (mapping alone by a third).
 """
@@ -31,9 +31,13 @@ from datetime import UTC, datetime, timedelta
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from letta_otel._aio import GatherQueue
-from letta_otel.export.budget import BatchPacker, estimate_unit_bytes, trim_spans
-from letta_otel.export.encode import EncodedSpans, encode_entries, encode_request
+from letta_otel._aio import drain, take_burst
+from letta_otel.export.budget import (
+    BatchPacker,
+    estimate_unit_bytes,
+    request_overhead,
+    trim_spans,
+)
 from letta_otel.export.sink import SpanSink
 from letta_otel.export.trace_budget import TraceBudget, bytes_by_trace
 from letta_otel.letta.client import LettaError
@@ -61,7 +65,7 @@ PRUNE_EVERY = timedelta(minutes=10)
 QUEUE_UNITS = 256
 FLUSH_AFTER = 1.0
 # The consumer waits for this many units, or this long after the first, before mapping
-# and encoding what has arrived (see the module docstring).
+# what has arrived (see the module docstring).
 GATHER_UNITS = 64
 GATHER_AFTER = 0.1
 
@@ -86,8 +90,6 @@ class Unit:
     step_ids: tuple[str, ...] = ()
     run_ids: tuple[str, ...] = ()
     records: tuple[StepRecord | RunRecord, ...] = ()  # for the observer, once committed
-    # The spans' OTLP encoding, when the sink sends it as it is (see _Exporter.measure).
-    entries: list[bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -204,8 +206,20 @@ class Bridge:
         if self._selection is not None:
             plan = await self._select(self._selection, open_steps, known, now_ns, report)
             todo, rates = [o for o in open_steps if o.step_id in plan.proceed], plan.proceed
-        exporter = _Exporter(self, report, should_stop, pins, now_ns)
-        units: GatherQueue[Unit | StepDraft | None] = GatherQueue(maxsize=QUEUE_UNITS)
+        exporter = _Exporter(
+            self,
+            report,
+            should_stop,
+            pins,
+            now_ns,
+            sink=self._sink,
+            state=self._state,
+            observer=self._observer,
+            trace_budget=self._trace_budget,
+            clock=self._clock,
+            max_batch_bytes=self._options.max_batch_bytes,
+        )
+        units: asyncio.Queue[Unit | StepDraft | None] = asyncio.Queue(maxsize=QUEUE_UNITS)
         consumer = asyncio.create_task(exporter.consume(units))
         # Behind a backlog the listing stopped mid-stream: a run may have steps beyond
         # this slice. Its root waits unless it ended before the slice's last step began.
@@ -228,7 +242,7 @@ class Bridge:
         self,
         work: _Work,
         report: CycleReport,
-        units: GatherQueue[Unit | StepDraft | None],
+        units: asyncio.Queue[Unit | StepDraft | None],
         exporter: _Exporter,
     ) -> None:
         """Enrich open steps, a bounded number at a time, handing them over as drafts
@@ -360,7 +374,8 @@ class Bridge:
         )
         return StepDraft(record, self._step_trace_id(step, pins), sample_rate)
 
-    def _map_step(self, draft: StepDraft, report: CycleReport, now_ns: int) -> Unit | None:
+    def map_draft(self, draft: StepDraft, report: CycleReport, now_ns: int) -> Unit | None:
+        """The draft's unit of spans; None when it cannot be mapped (then skipped)."""
         record = draft.record
         try:
             spans = map_step(record, self._context, draft.trace_id)
@@ -488,7 +503,7 @@ class Bridge:
 
     # --- export ---------------------------------------------------------------------
 
-    def _account(self, batch: Sequence[Unit]) -> None:
+    def account_exported(self, batch: Sequence[Unit]) -> None:
         for unit in batch:
             for record in unit.records:
                 if isinstance(record, StepRecord):
@@ -496,7 +511,7 @@ class Bridge:
                 else:
                     self._observer.run_accounted(record)
 
-    def _export_failed(self, n_spans: int, report: CycleReport) -> None:
+    def export_failed(self, n_spans: int, report: CycleReport) -> None:
         report.failed_batches += 1
         report.errors.append(f"export of {n_spans} spans failed")
         self._good_batches = 0
@@ -509,7 +524,7 @@ class Bridge:
             self._batch_scale * 100,
         )
 
-    def _export_succeeded(self) -> None:
+    def export_succeeded(self) -> None:
         self._good_batches += 1
         if self._batch_scale < 1.0 and self._good_batches >= GROW_AFTER_BATCHES:
             self._batch_scale = min(1.0, self._batch_scale * 2)
@@ -560,27 +575,36 @@ class _Exporter:
         should_stop: Callable[[], bool],
         pins: dict[str, int],
         now_ns: int,
+        *,
+        sink: SpanSink,
+        state: StateStore,
+        observer: BridgeObserver,
+        trace_budget: TraceBudget | None,
+        clock: Callable[[], datetime],
+        max_batch_bytes: int,
     ) -> None:
         self._bridge = bridge
+        self._sink = sink
+        self._state = state
+        self._observer = observer
+        self._trace_budget = trace_budget
+        self._clock = clock
+        self._max_batch_bytes = max_batch_bytes
         self._report = report
         self.should_stop = should_stop
         self._pins = pins
         self._pinned: set[str] = set()
         self._now_ns = now_ns
         self._packer = BatchPacker[Unit]()
-        # Units are encoded as they arrive when the sink sends those bytes as they are:
-        # the batch size is then exact and no separate estimate is made. Not with a trace
-        # budget, which may still change spans just before their batch leaves.
-        self._encode = bridge._sink.takes_encoded and bridge._trace_budget is None
-        # What a request adds to its spans' entries (resource, scope, lengths), once
-        # per request: known after the first encoded unit.
+        # What a request adds to its spans (resource, scope, lengths), once per request:
+        # known after the first unit (every span shares the mapping's resource and scope).
         self._framing = 0
         self._batch_since = 0.0  # loop time of the current batch's first unit
         self._timer: asyncio.TimerHandle | None = None
         self.stopped = False
         self.closing = False  # set by the producer before its final None
 
-    async def consume(self, units: GatherQueue[Unit | StepDraft | None]) -> None:
+    async def consume(self, units: asyncio.Queue[Unit | StepDraft | None]) -> None:
         # A timer wakes the consumer once per FLUSH_AFTER with _TICK, rather than a
         # timeout around every get(), which cost more CPU than the batching it guards.
         loop = asyncio.get_running_loop()
@@ -598,7 +622,7 @@ class _Exporter:
                     if self.stopped:
                         continue  # drain: the producer must never block on a full queue
                     unit = (
-                        self._bridge._map_step(item, self._report, self._now_ns)
+                        self._bridge.map_draft(item, self._report, self._now_ns)
                         if isinstance(item, StepDraft)
                         else item
                     )
@@ -609,39 +633,35 @@ class _Exporter:
                 self._timer.cancel()
 
     async def _burst(
-        self, units: GatherQueue[Unit | StepDraft | None]
+        self, units: asyncio.Queue[Unit | StepDraft | None]
     ) -> list[Unit | StepDraft | None]:
         """The next item and everything queued behind it. After a draft it first waits
-        until GATHER_UNITS items are queued, the producer's final None arrives or
+        until GATHER_UNITS more items have come, the producer's final None arrives or
         GATHER_AFTER has passed (not when the cycle is ending or the export stopped)."""
-        burst = [await units.get()]
-        if isinstance(burst[0], StepDraft) and not (self.closing or self.stopped):
-            await units.gather(GATHER_UNITS, GATHER_AFTER)
-        while not units.empty():
-            burst.append(units.get_nowait())
-        return burst
+        first = await units.get()
+        if isinstance(first, StepDraft) and not (self.closing or self.stopped):
+            return [first, *await take_burst(units, GATHER_UNITS, GATHER_AFTER)]
+        return [first, *drain(units)]
 
     def _tick(
-        self, units: GatherQueue[Unit | StepDraft | None], loop: asyncio.AbstractEventLoop
+        self, units: asyncio.Queue[Unit | StepDraft | None], loop: asyncio.AbstractEventLoop
     ) -> None:
         if not units.full():
             units.put_nowait(_TICK)
         self._timer = loop.call_later(FLUSH_AFTER, self._tick, units, loop)
 
     def measure(self, unit: Unit) -> int:
-        """The unit's bytes in a request: exact when encoded here, else an upper bound."""
-        if not self._encode:
-            return estimate_unit_bytes(unit)
-        entries = unit.entries = encode_entries(unit.spans)
-        if not self._framing and entries:
-            one = encode_request(EncodedSpans(unit.spans[:1], entries[:1]))
-            self._framing = len(one) - len(entries[0]) + 2 * 4  # lengths may grow 4 bytes
-        return sum(map(len, entries))
+        """An upper bound of the unit's bytes in a request, without encoding it: the
+        exporter encodes each batch once, as it sends it (sizing units by the SDK's
+        encoding would encode every span twice, a third more CPU per step)."""
+        if not self._framing and unit.spans:
+            self._framing = request_overhead(unit.spans[0])
+        return estimate_unit_bytes(unit)
 
     async def _add(self, unit: Unit) -> None:
         max_spans, max_bytes = self._bridge.batch_bounds()
         size = self.measure(unit)
-        limit = self._bridge._options.max_batch_bytes - self._framing
+        limit = self._max_batch_bytes - self._framing
         if size > limit:
             unit.spans = trim_spans(unit.spans, limit)
             size = self.measure(unit)
@@ -667,41 +687,39 @@ class _Exporter:
         new_pins = [rid for rid in self._pins if rid not in self._pinned]
         if new_pins:
             # Pinned before the spans that use them leave, so a crash cannot split a run.
-            bridge._state.set_run_trace_ids(
+            self._state.set_run_trace_ids(
                 ((rid, ids.format_trace_id(self._pins[rid])) for rid in new_pins),
                 now_ns=self._now_ns,
             )
             self._pinned.update(new_pins)
-        if bridge._trace_budget is not None:
+        if self._trace_budget is not None:
             # Per batch, just before it leaves: earlier batches are committed by now, so
             # the state file holds what each trace has used. Units arrive in the order
             # their enrichment finished; the budget goes to the earliest spans first.
             batch.sort(key=_unit_start)
-            bridge._trace_budget.fit(batch)
+            self._trace_budget.fit(batch)
         spans: list[ReadableSpan] = [s for unit in batch for s in unit.spans]
-        if self._encode:
-            spans = EncodedSpans(spans, [e for unit in batch for e in unit.entries or ()])
         report.batches += 1
         newest = max((s.end_time or 0) for s in spans)
-        ok = await asyncio.to_thread(bridge._sink.export, spans)
-        bridge._observer.exported(ok, len(spans), newest)
+        ok = await asyncio.to_thread(self._sink.export, spans)
+        self._observer.exported(ok, len(spans), newest)
         if not ok:
-            bridge._export_failed(len(spans), report)
+            bridge.export_failed(len(spans), report)
             self.stopped = True
             return
-        bridge._export_succeeded()
+        bridge.export_succeeded()
         step_ids = [sid for unit in batch for sid in unit.step_ids]
         run_ids = [rid for unit in batch for rid in unit.run_ids]
-        bridge._state.mark_exported(
+        self._state.mark_exported(
             step_ids=step_ids,
             run_ids=run_ids,
-            now_ns=to_ns(bridge._clock()),
-            trace_bytes=bytes_by_trace(spans) if bridge._trace_budget else None,
+            now_ns=to_ns(self._clock()),
+            trace_bytes=bytes_by_trace(spans) if self._trace_budget else None,
         )
         report.exported_steps += len(step_ids)
         report.exported_runs += len(run_ids)
         report.spans += len(spans)
-        bridge._account(batch)
+        bridge.account_exported(batch)
         report.newest_exported_ns = max(report.newest_exported_ns or 0, newest)
 
 

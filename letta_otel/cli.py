@@ -1,5 +1,5 @@
-"""Command line: ``letta-otel run [--once]``, ``letta-otel backfill``, ``letta-otel doctor``
-and ``letta-otel trace-id``.
+"""Command line: ``letta-otel run [--once]``, ``letta-otel backfill``, ``letta-otel doctor``,
+``letta-otel demo`` and ``letta-otel trace-id``.
 
 Exit codes: 0 success (also after SIGINT/SIGTERM), 1 an export or Letta request
 failed in ``--once`` mode, 2 bad configuration or an unusable endpoint/state file.
@@ -10,27 +10,29 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
 
 from letta_otel import __version__, _loop
 from letta_otel.backfill import Backfill, BackfillRefused, make_range
-from letta_otel.daemon import Daemon, StartupError
-from letta_otel.doctor import doctor
-from letta_otel.logs import setup_logging
-from letta_otel.mapping import ids
-from letta_otel.settings import (
+from letta_otel.config import (
     ConfigError,
     Settings,
     add_settings_arguments,
     load_settings,
     overrides_from_args,
 )
+from letta_otel.daemon import Daemon, StartupError
+from letta_otel.doctor import doctor
+from letta_otel.logs import setup_logging
+from letta_otel.mapping import ids
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130  # the demo stopped by Ctrl-C (the daemon exits 0: stopping is its job)
 
 log = logging.getLogger("letta_otel")
 
@@ -92,6 +94,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_settings_arguments(backfill)
 
+    demo = commands.add_parser(
+        "demo",
+        help="see what letta-otel does: real Letta captures bridged into trace trees "
+        "(no Letta account, no collector)",
+        description="Serve real Letta 0.16.8 captures through a local Letta API, run the "
+        "bridge once against it (as `run --once`) into a local OTLP receiver and print the "
+        "trace trees and metrics it received. With --otlp-endpoint, or OTEL_EXPORTER_OTLP_"
+        "ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / LETTA_OTEL_BACKEND in the "
+        "environment (with the usual OTEL_EXPORTER_OTLP_PROTOCOL and _HEADERS), the "
+        "traces go to that backend instead and their ids are printed. Nothing is written "
+        "outside a temporary directory.",
+    )
+    demo.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="send the demo traces to this OTLP endpoint (your backend) instead of the "
+        "local receiver [env OTEL_EXPORTER_OTLP_ENDPOINT]",
+    )
+    demo.add_argument(
+        "--local",
+        action="store_true",
+        help="use the local receiver even when the environment names a backend",
+    )
+    demo.add_argument("--verbose", action="store_true", help="show the bridge's log on stderr")
+
     trace = commands.add_parser(
         "trace-id",
         help="print the trace id letta-otel uses for a Letta run (id scheme v1)",
@@ -102,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(ns: argparse.Namespace) -> Settings:
     config_path, overrides = overrides_from_args(ns)
-    return load_settings(config_path=config_path, overrides=overrides)
+    # Every command that reads settings calls Letta: Letta Cloud needs a key.
+    return load_settings(config_path=config_path, overrides=overrides, require_letta_api_key=True)
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -173,6 +201,26 @@ def _trace_id(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _demo(ns: argparse.Namespace) -> int:
+    if ns.local and ns.otlp_endpoint is not None:
+        print("letta-otel: demo: --local and --otlp-endpoint exclude each other", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        # Imported here: the demo's web server and receiver are not the daemon's business.
+        from letta_otel.demo.command import DemoOptions, run_demo  # noqa: PLC0415
+
+        options = DemoOptions(otlp_endpoint=ns.otlp_endpoint, local=ns.local, verbose=ns.verbose)
+        return run_demo(options)
+    except KeyboardInterrupt:
+        print("letta-otel demo: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `letta-otel demo | head`: the reader has seen enough
+        # Python flushes stdout at exit; point it at /dev/null so that cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ns = _parser().parse_args(argv)
     if ns.command == "run":
@@ -181,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return doctor(ns)
     if ns.command == "backfill":
         return _backfill(ns)
+    if ns.command == "demo":
+        return _demo(ns)
     return _trace_id(ns)
 
 

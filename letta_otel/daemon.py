@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +38,7 @@ from letta_otel.mapping.limits import Limits
 from letta_otel.mapping.redact import Redactor, compile_patterns
 from letta_otel.mapping.spans import MappingContext, endpoint_address
 from letta_otel.observer import BridgeObserver
+from letta_otel.retry import CONNECT_ATTEMPTS, MAX_CYCLE_DELAY, connect_retrying, cycle_delay
 from letta_otel.selection.filters import StepFilters
 from letta_otel.selection.policy import Selection
 from letta_otel.selection.sampling import Sampler
@@ -97,6 +97,7 @@ def build_client(
         api_key=settings.letta_api_key.get_secret_value() if settings.letta_api_key else None,
         project=settings.letta_project,
         timeout=settings.letta_timeout,
+        deadline=settings.letta_deadline,
         max_connections=settings.max_concurrency,
         on_error=on_error,
         max_rps=settings.max_rps,
@@ -220,36 +221,37 @@ def bridge_over(  # noqa: PLR0917
     )
 
 
-OTLP_CONNECT_ATTEMPTS = 5
+OTLP_CONNECT_ATTEMPTS = CONNECT_ATTEMPTS
 
 
 async def check_otlp_reachable(settings: Settings, attempts: int = OTLP_CONNECT_ATTEMPTS) -> None:
     """Fail start-up clearly when nothing listens at the OTLP endpoint.
 
     Only a TCP connect: whether the backend accepts our data shows on the first
-    export. Retried for a few seconds, since a collector may start beside us.
+    export. Retried for a few seconds (:func:`letta_otel.retry.connect_retrying`),
+    since a collector may start beside us.
     """
     address = endpoint_address(settings.otlp_traces_endpoint)
     if address is None or address[1] is None:
         return
     host, port = address
-    error = "unknown error"
-    for attempt in range(attempts):
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=5)
-        except (OSError, TimeoutError) as exc:
-            error = exc.strerror or type(exc).__name__ if isinstance(exc, OSError) else "timed out"
-            await asyncio.sleep(min(0.5 * 2**attempt, 4.0))
-            continue
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        return
-    raise StartupError(
-        f"cannot reach the OTLP endpoint {settings.otlp_traces_endpoint} ({error}); check "
-        "OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and that the "
-        "collector or backend is running"
-    )
+
+    async def connect() -> asyncio.StreamWriter:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=5)
+        return writer
+
+    try:
+        writer: asyncio.StreamWriter = await connect_retrying(attempts)(connect)
+    except (OSError, TimeoutError) as exc:
+        error = exc.strerror or type(exc).__name__ if isinstance(exc, OSError) else "timed out"
+        raise StartupError(
+            f"cannot reach the OTLP endpoint {settings.otlp_traces_endpoint} ({error}); check "
+            "OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and that the "
+            "collector or backend is running"
+        ) from None
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
 
 
 def open_state(settings: Settings) -> StateStore:
@@ -334,19 +336,10 @@ def _selected(report: CycleReport) -> str:
     return f" filtered={counts[0]}/{counts[1]} sampled_out={counts[2]}/{counts[3]} held={counts[4]}"
 
 
-MAX_RETRY_DELAY = 60.0
-
-
-def retry_delay(poll_interval: float, failures: int) -> float:
-    """Poll interval while healthy; doubling (with jitter, up to 1 min) while failing.
-
-    A backend outage or a Letta incident then costs a few requests a minute instead
-    of one every poll interval, and recovery is noticed within the current delay.
-    """
-    if failures <= 0:
-        return poll_interval
-    delay = min(poll_interval * 2**failures, MAX_RETRY_DELAY)
-    return max(poll_interval, random.uniform(delay * 0.8, delay))
+MAX_RETRY_DELAY = MAX_CYCLE_DELAY
+# Poll interval while healthy; doubling (with jitter, up to 1 min) while failing: the
+# same backoff as every other retry, from letta_otel.retry.
+retry_delay = cycle_delay
 
 
 async def _poll_feedback(poller: FeedbackPoller) -> None:

@@ -3,8 +3,8 @@
 Each check is a small function returning :class:`Check` results (``ok``, ``warn``,
 ``fail``, or ``skip`` when an earlier failure makes it pointless):
 
-* **configuration** — the same :func:`load_settings` as ``run``; a ``ConfigError`` is
-  a FAIL listing every problem;
+* **configuration** — the same :func:`load_settings` as ``run`` (so Letta Cloud without
+  ``LETTA_API_KEY`` is a problem too); a ``ConfigError`` is a FAIL listing every problem;
 * **Letta** — ``GET /v1/health/`` (a 404 there means the base URL is wrong), one
   authenticated listing (401/403 name ``LETTA_API_KEY``/``LETTA_PROJECT``), and the
   ``/v1/steps/`` route (broken = WARN: the daemon uses the runs fallback);
@@ -42,6 +42,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from letta_otel import __version__
+from letta_otel.config import ConfigError, Settings, load_settings, overrides_from_args
 from letta_otel.daemon import StartupError, build_context, check_otlp_reachable
 from letta_otel.export.sink import build_exporter
 from letta_otel.letta.client import (
@@ -49,12 +50,11 @@ from letta_otel.letta.client import (
     LettaClient,
     LettaError,
     LettaNotFound,
-    RetryPolicy,
     StepsRouteBroken,
 )
 from letta_otel.logs import SecretFilter
 from letta_otel.mapping import ids
-from letta_otel.settings import ConfigError, Settings, load_settings, overrides_from_args
+from letta_otel.retry import Backoff, RetryPolicy
 from letta_otel.state import StateError, StateStore
 
 Status = Literal["ok", "warn", "fail", "skip"]
@@ -62,8 +62,11 @@ TEST_SPAN_NAME = "letta-otel doctor test span"
 TEST_SPAN_ATTRIBUTE = "letta_otel.doctor"
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 _MARKS: dict[Status, str] = {"ok": "[ok]  ", "warn": "[WARN]", "fail": "[FAIL]", "skip": "[skip]"}
-# Doctor answers quickly: one retry for Letta (a 429/5xx blip), not the daemon's five.
-_LETTA_RETRY = RetryPolicy(attempts=2, base_delay=0.2, max_delay=1.0)
+# Doctor answers quickly: one retry for Letta (a 429/5xx blip), not the daemon's five,
+# and a deadline that fits two attempts of its 10 s timeout.
+_LETTA_RETRY = RetryPolicy(
+    attempts=2, deadline=25.0, backoff=Backoff(initial=0.2, maximum=1.0, jitter=0.5)
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,9 @@ def check_config(
     config_path: Path | None, overrides: dict[str, object], env: dict[str, str] | None = None
 ) -> tuple[Settings | None, list[Check]]:
     try:
-        settings = load_settings(env=env, config_path=config_path, overrides=overrides)
+        settings = load_settings(
+            env=env, config_path=config_path, overrides=overrides, require_letta_api_key=True
+        )
     except ConfigError as exc:
         problems = "; ".join(exc.problems)
         return None, [Check("configuration", "fail", f"invalid ({problems})")]

@@ -1,27 +1,19 @@
-"""Backend presets: ``LETTA_OTEL_BACKEND`` = ``otlp`` | ``jaeger`` | ``tempo`` | ``honeycomb``.
-
-A preset is data: per setting, the value to use when the user did not set it.
-Precedence per setting is **flag > environment > file > preset > default**, so an
-explicit ``OTEL_EXPORTER_OTLP_ENDPOINT`` beats the preset's endpoint, an explicit
-protocol picks the preset's endpoint *for that protocol*, and so on.
-
-Headers are the one exception: the preset's auth headers (``x-honeycomb-team``,
-``x-honeycomb-dataset``, ``x-scope-orgid``) are **merged** with explicit
-``OTEL_EXPORTER_OTLP_HEADERS``; an explicit header of the same name wins. So adding
-an unrelated header does not silently drop the API key.
-
-``settings.load_settings`` calls :func:`resolve` with the explicitly given values and
-applies the result; nothing here does I/O. Header *values* (API keys) are never put
-into problem messages.
-"""
+"""Backend presets; they are part of the configuration: see :mod:`letta_otel.config.presets`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
-from pydantic import SecretStr
+from letta_otel.config.presets import (
+    BACKENDS,
+    ENV_BACKEND,
+    ENV_HONEYCOMB_API_KEY,
+    ENV_HONEYCOMB_DATASET,
+    ENV_HONEYCOMB_REGION,
+    ENV_MAX_ATTRIBUTE_BYTES,
+    ENV_TEMPO_TENANT,
+    HONEYCOMB_HOSTS,
+    PRESETS,
+    Preset,
+)
 
 __all__ = [
     "BACKENDS",
@@ -34,139 +26,4 @@ __all__ = [
     "HONEYCOMB_HOSTS",
     "PRESETS",
     "Preset",
-    "Resolved",
-    "resolve",
 ]
-
-ENV_BACKEND = "LETTA_OTEL_BACKEND"
-ENV_HONEYCOMB_API_KEY = "HONEYCOMB_API_KEY"
-ENV_HONEYCOMB_DATASET = "HONEYCOMB_DATASET"
-ENV_HONEYCOMB_REGION = "LETTA_OTEL_HONEYCOMB_REGION"
-ENV_TEMPO_TENANT = "LETTA_OTEL_TEMPO_TENANT"
-ENV_MAX_ATTRIBUTE_BYTES = "LETTA_OTEL_MAX_ATTRIBUTE_BYTES"
-
-HONEYCOMB_HOSTS: Mapping[str, str] = {"us": "api.honeycomb.io", "eu": "api.eu1.honeycomb.io"}
-
-_LOCAL_ENDPOINTS: Mapping[str, str] = {
-    "grpc": "http://localhost:4317",
-    "http/protobuf": "http://localhost:4318/v1/traces",
-}
-
-
-def _honeycomb_endpoints(region: str) -> dict[str, str]:
-    host = HONEYCOMB_HOSTS[region]
-    return {"grpc": f"https://{host}:443", "http/protobuf": f"https://{host}/v1/traces"}
-
-
-@dataclass(frozen=True)
-class Preset:
-    """One backend.
-
-    ``endpoints``: final traces URL per protocol (per region for Honeycomb).
-    ``values``: setting field -> value used when that setting is not given.
-    ``headers``: (header name, setting field) — the header is sent when the setting
-    has a value. ``required``: header names that must end up set. ``options``: the
-    setting fields that only mean something with this preset, each with the value
-    that is harmless elsewhere (its default, or None).
-    """
-
-    name: str
-    summary: str
-    endpoints: Mapping[str, Mapping[str, str]]
-    values: Mapping[str, object] = field(default_factory=dict)
-    headers: tuple[tuple[str, str], ...] = ()
-    required: Mapping[str, str] = field(default_factory=dict)  # header -> what to set it to
-    options: Mapping[str, object] = field(default_factory=dict)
-
-
-PRESETS: Mapping[str, Preset] = {
-    "otlp": Preset(
-        "otlp",
-        "any OTLP endpoint (an OpenTelemetry Collector, …); nothing preset",
-        endpoints={"": _LOCAL_ENDPOINTS},
-    ),
-    "jaeger": Preset(
-        "jaeger",
-        "Jaeger (v1.35+ or v2) with OTLP on 4317 (gRPC) / 4318 (HTTP)",
-        endpoints={"": _LOCAL_ENDPOINTS},
-        values={"otlp_protocol": "grpc"},
-    ),
-    "tempo": Preset(
-        "tempo",
-        "Grafana Tempo with OTLP on 4317/4318; X-Scope-OrgID from LETTA_OTEL_TEMPO_TENANT",
-        endpoints={"": _LOCAL_ENDPOINTS},
-        values={"otlp_protocol": "grpc", "max_attribute_bytes": 2048},
-        headers=(("x-scope-orgid", "tempo_tenant"),),
-        options={"tempo_tenant": None},
-    ),
-    "honeycomb": Preset(
-        "honeycomb",
-        "Honeycomb (api.honeycomb.io, EU api.eu1.honeycomb.io) with HONEYCOMB_API_KEY",
-        endpoints={region: _honeycomb_endpoints(region) for region in HONEYCOMB_HOSTS},
-        values={"otlp_protocol": "grpc", "otlp_compression": "gzip", "max_attribute_bytes": 65536},
-        headers=(
-            ("x-honeycomb-team", "honeycomb_api_key"),
-            ("x-honeycomb-dataset", "honeycomb_dataset"),
-        ),
-        required={"x-honeycomb-team": "Honeycomb ingest API key"},
-        options={"honeycomb_region": "us"},
-    ),
-}
-
-BACKENDS: tuple[str, ...] = tuple(PRESETS)
-
-
-@dataclass
-class Resolved:
-    """What a preset contributes, given the explicit settings."""
-
-    values: dict[str, object]  # fields to fill where nothing was given
-    endpoints: Mapping[str, str]  # protocol -> traces URL, used when no endpoint was given
-    headers: dict[str, str]  # merged: preset auth headers, then explicit ones
-    problems: list[str]
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    return str(value) if value is not None else None
-
-
-def resolve(
-    backend: str,
-    given: Mapping[str, Any],
-    *,
-    label: Callable[[str], str],
-) -> Resolved:
-    """Apply preset ``backend`` below the explicitly ``given`` settings (field -> value).
-
-    ``label(field)`` names a setting the way the user can set it (for problems).
-    """
-    preset = PRESETS[backend]
-    problems: list[str] = []
-    for other in PRESETS.values():
-        for option, harmless in other.options.items():
-            if other is not preset and given.get(option) not in (None, harmless):
-                problems.append(
-                    f"{label(option)}: only used with the {other.name} backend, but "
-                    f"{label('backend')} is '{backend}'; set it to '{other.name}' or unset "
-                    "this setting"
-                )
-    region = str(given.get("honeycomb_region") or "us") if backend == "honeycomb" else ""
-    endpoints = preset.endpoints[region]
-    explicit = {k.lower(): v for k, v in (given.get("otlp_headers") or {}).items()}
-    headers: dict[str, str] = {}
-    for header, source in preset.headers:
-        value = _text(given.get(source))
-        if value is not None:
-            headers[header] = value
-    for header, source in preset.headers:
-        if header in preset.required and header not in headers and header not in explicit:
-            problems.append(
-                f"{label(source)}: required by the {backend} backend ({label('backend')}); "
-                f"it is sent as the {header} header. Set it to your {preset.required[header]}, "
-                f"or put {header} in OTEL_EXPORTER_OTLP_HEADERS"
-            )
-    headers.update(explicit)
-    values = {k: v for k, v in preset.values.items() if given.get(k) is None}
-    return Resolved(values, endpoints, headers, problems)

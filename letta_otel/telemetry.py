@@ -10,9 +10,10 @@ One SDK ``MeterProvider`` (the same resource as the spans) feeds up to two reade
   upstream reader gives the standard OTel→Prometheus naming (``_total``, unit
   suffixes, ``target_info``) instead of a hand-made dialect.
 
-The instruments a step or run feeds (``letta.steps``, token usage, durations...) are
-summed by :mod:`letta_otel._aggregate` and merged into each reader's collection, at a
-fraction of the SDK's cost per measurement; the rare ones stay SDK instruments.
+Every instrument is an SDK instrument recorded through its public API (``add``,
+``record``, observable gauges), so temporality, bucket boundaries (the GenAI ones, as
+the instruments' advisory), the cardinality limit with its ``otel.metric.overflow``
+series and exemplars are the SDK's, per reader.
 
 :class:`Telemetry` is the bridge's observer (:mod:`letta_otel.observer`). Nothing
 it does may break a cycle: every hook swallows and logs its own errors.
@@ -28,8 +29,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
@@ -39,29 +41,26 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
     OTLPMetricExporter as HttpMetricExporter,
 )
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
-from opentelemetry.sdk.metrics import AlwaysOnExemplarFilter, MeterProvider
-from opentelemetry.sdk.metrics import Meter as SdkMeter
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
-    MetricExporter,
     MetricExportResult,
     MetricReader,
     MetricsData,
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 
 from letta_otel import __version__
-from letta_otel._aggregate import Aggregator, Instrument, supports
-from letta_otel._config_parsing import redact_url
 from letta_otel.bridge import CycleReport
-from letta_otel.export.sink import (
-    _grpc_compression,
-    _grpc_credentials,
-    _http_compression,
-    _str_or_none,
+from letta_otel.config.network import redact_url
+from letta_otel.export.otlp_options import (
+    grpc_compression,
+    grpc_credentials,
+    grpc_insecure,
+    http_compression,
+    path_or_none,
 )
 from letta_otel.feedback import FeedbackTracker
 from letta_otel.letta.models import Step
@@ -113,6 +112,16 @@ class _HealthState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+@dataclass(frozen=True)
+class Instrument:
+    """A counter (``bounds`` None) or an explicit-bucket histogram, as it is exported."""
+
+    name: str
+    unit: str
+    description: str
+    bounds: tuple[float, ...] | None = None
+
+
 # The instruments mapping/metrics.py measures (several per step), as exported.
 STEP_INSTRUMENTS: tuple[Instrument, ...] = (
     Instrument(mm.STEPS, "{step}", "Letta agent steps, counted once each when settled."),
@@ -153,40 +162,30 @@ class Telemetry:
             started=now, window=poll_interval * ready_intervals, last_export=now
         )
         self.feedback: FeedbackTracker | None = None
-        self.exporters: list[CountingMetricExporter] = []
+        self.pushes: list[PushCounter] = []  # the OTLP reader's, if any
         self._provider = MeterProvider(resource=resource, metric_readers=list(readers))
         meter = self._provider.get_meter(METER_NAME, __version__, schema_url=sc.SCHEMA_URL)
 
-        # The per-step instruments: counted by our own aggregator into every reader when
-        # the readers allow it (see letta_otel._aggregate), else by these SDK instruments.
-        self._counters: dict[str, Counter] = {}
-        self._histograms: dict[str, Histogram] = {}
+        # The per-step instruments, by name: the bound method a measurement goes to.
+        # Histogram boundaries are the instruments' advisory rather than Views, so a
+        # reader that prefers another histogram aggregation (base-2 exponential from
+        # OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION) still gets it.
+        self._sinks: dict[str, Callable[[float, mm.Attributes], None]] = {}
         for inst in STEP_INSTRUMENTS:
             if inst.bounds is None:
-                self._counters[inst.name] = meter.create_counter(
-                    inst.name, inst.unit, inst.description
-                )
+                counter = meter.create_counter(inst.name, inst.unit, inst.description)
+                self._sinks[inst.name] = counter.add
             else:
-                self._histograms[inst.name] = meter.create_histogram(
+                histogram = meter.create_histogram(
                     inst.name,
                     inst.unit,
                     inst.description,
                     explicit_bucket_boundaries_advisory=inst.bounds,
                 )
-        self._aggregator = _aggregator(
-            provider=self._provider,
-            meter=meter,
-            readers=readers,
-            resource=resource,
-            counters=self._counters,
-            histograms=self._histograms,
-        )
-        self._record: Callable[[Iterable[mm.Measurement]], None] = (
-            _ignore  # no reader: nothing would be exported
-            if not readers
-            else self._record_sdk
-            if self._aggregator is None
-            else self._aggregator.record
+                self._sinks[inst.name] = histogram.record
+        # Each measurement of mapping/metrics.py, in its instrument.
+        self.record: Callable[[Iterable[mm.Measurement]], None] = (
+            self._record_sdk if readers else _ignore  # no reader: nothing would be exported
         )
         self._export_attempts = meter.create_counter(
             EXPORT_ATTEMPTS, "{request}", "OTLP export attempts by signal."
@@ -262,7 +261,7 @@ class Telemetry:
 
     def step_accounted(self, record: StepRecord) -> None:
         try:
-            self._record(mm.step_measurements(record))
+            self.record(mm.step_measurements(record))
         except Exception:  # metrics must never stop the export of spans
             log.warning("recording metrics for step %s failed", record.step.id, exc_info=True)
         if self.feedback is not None:
@@ -270,7 +269,7 @@ class Telemetry:
 
     def run_accounted(self, record: RunRecord) -> None:
         try:
-            self._record(mm.run_measurements(record, self._letta_server))
+            self.record(mm.run_measurements(record, self._letta_server))
         except Exception:
             log.warning("recording metrics for run %s failed", record.run.id, exc_info=True)
 
@@ -299,7 +298,7 @@ class Telemetry:
     def feedback_given(self, step: Step) -> None:
         measurement = mm.feedback_measurement(step)
         if measurement is not None:
-            self._record([measurement])
+            self.record([measurement])
 
     # --- plumbing -------------------------------------------------------------------
 
@@ -308,11 +307,9 @@ class Telemetry:
             self.feedback.observe(steps)
 
     def _record_sdk(self, measurements: Iterable[mm.Measurement]) -> None:
-        for m in measurements:
-            if m.instrument in self._counters:
-                self._counters[m.instrument].add(m.value, m.attributes)
-            else:
-                self._histograms[m.instrument].record(m.value, m.attributes)
+        sinks = self._sinks
+        for name, value, attributes in measurements:
+            sinks[name](value, attributes)
 
     @staticmethod
     def _guard(what: str, action: Callable[[], None]) -> None:
@@ -345,44 +342,12 @@ class Telemetry:
         ``flush=False`` (start-up failed) drops it: its errors would only bury the real one.
         """
         if not flush:
-            for exporter in self.exporters:
-                exporter.discard = True
+            for pushes in self.pushes:
+                pushes.discard = True
         try:
             self._provider.shutdown(timeout_millis=timeout_millis)
         except Exception:
             log.warning("stopping the metrics pipeline failed", exc_info=True)
-
-
-def _aggregator(
-    *,
-    provider: MeterProvider,
-    meter: Meter,
-    readers: Sequence[MetricReader],
-    resource: Resource,
-    counters: Mapping[str, Counter],
-    histograms: Mapping[str, Histogram],
-) -> Aggregator | None:
-    """An aggregator attached to every reader, or None when the SDK must do the work.
-
-    None when the SDK is disabled (a no-op meter), when exemplars are always sampled
-    (the aggregator keeps none; the default trace-based filter samples only inside a
-    recording span, and the bridge records metrics outside any), or when a reader
-    asks for another aggregation than the default sum / explicit-bucket histogram.
-    """
-    if not isinstance(meter, SdkMeter):
-        return None
-    config = getattr(provider, "_sdk_config", None)
-    if isinstance(getattr(config, "exemplar_filter", None), AlwaysOnExemplarFilter):
-        return None
-    counter = type(next(iter(counters.values())))
-    histogram = type(next(iter(histograms.values())))
-    if not all(supports(r, counter, histogram) for r in readers):
-        return None
-    scope = InstrumentationScope(METER_NAME, __version__, sc.SCHEMA_URL)
-    aggregator = Aggregator(STEP_INSTRUMENTS, scope, resource)
-    for reader in readers:
-        aggregator.attach(reader, counter, histogram)
-    return aggregator
 
 
 def _ignore(_: Iterable[mm.Measurement]) -> None:
@@ -400,43 +365,62 @@ def _observe(read: Callable[[], float | None]) -> Callable[[CallbackOptions], li
 # --- OTLP metrics exporter ----------------------------------------------------------
 
 
-class CountingMetricExporter(MetricExporter):
-    """Passes exports through and reports each result (for export attempts/failures)."""
+class PushCounter:
+    """Reports the result of each OTLP metrics push (``letta_otel.export.*{signal=metrics}``)."""
 
-    def __init__(self, inner: MetricExporter, on_result: Callable[[bool], None]) -> None:
-        super().__init__(
-            preferred_temporality=inner._preferred_temporality,
-            preferred_aggregation=inner._preferred_aggregation,
-        )
-        self._inner = inner
+    def __init__(self, on_result: Callable[[bool], None]) -> None:
         self._on_result = on_result
         self.discard = False  # set when the process ends before doing any work
 
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
+    def export(self, push: Callable[[], MetricExportResult]) -> MetricExportResult:
+        """Run one push (unless discarding) and report whether it succeeded."""
         if self.discard:
             return MetricExportResult.SUCCESS
         try:
-            result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+            result = push()
         except Exception:
             log.warning("the OTLP metrics exporter raised", exc_info=True)
             result = MetricExportResult.FAILURE
         self._on_result(result is MetricExportResult.SUCCESS)
         return result
 
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return self._inner.force_flush(timeout_millis)
 
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+# The SDK's OTLP metric exporters, each push reported to a PushCounter. Subclasses
+# rather than a wrapper: the periodic reader takes its temporality and aggregation
+# preferences from the exporter it is given, and so they stay the SDK exporter's own
+# (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, ..._DEFAULT_HISTOGRAM_AGGREGATION).
+
+
+class CountingGrpcMetricExporter(GrpcMetricExporter):
+    def __init__(self, pushes: PushCounter, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pushes = pushes
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        return self.pushes.export(partial(super().export, metrics_data, timeout_millis, **kwargs))
+
+
+class CountingHttpMetricExporter(HttpMetricExporter):
+    def __init__(self, pushes: PushCounter, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pushes = pushes
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float | None = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        return self.pushes.export(partial(super().export, metrics_data, timeout_millis, **kwargs))
+
+
+CountingMetricExporter = CountingGrpcMetricExporter | CountingHttpMetricExporter
 
 
 def metrics_transport(settings: Settings) -> Settings:
     """``settings`` with the trace transport swapped for the metrics one.
 
-    The unset (None) metrics settings mean "as for traces"; the result lets the span
-    exporter's helpers (TLS, compression) serve the metric exporter unchanged.
+    The unset (None) metrics settings mean "as for traces"; the result is read the same
+    way for both signals (:mod:`letta_otel.export.otlp_options`).
     """
     own = {
         "otlp_protocol": settings.otlp_metrics_protocol,
@@ -453,32 +437,44 @@ def metrics_transport(settings: Settings) -> Settings:
     return settings.model_copy(update=update)
 
 
-def build_metric_exporter(settings: Settings) -> MetricExporter:
-    """The SDK OTLP metric exporter for the metrics transport, every setting explicit."""
+def build_metric_exporter(
+    settings: Settings, pushes: PushCounter | None = None
+) -> CountingMetricExporter:
+    """The SDK OTLP metric exporter for the metrics transport, every setting explicit.
+
+    Each push's result goes to ``pushes`` (by default, nowhere).
+    """
     t = metrics_transport(settings)
+    pushes = pushes or PushCounter(_ignore_result)
     endpoint = t.otlp_traces_endpoint
     headers = dict(t.otlp_headers)
     if t.otlp_protocol == "grpc":
-        insecure = t.otlp_insecure
-        if insecure is None:
-            insecure = endpoint.startswith("http://")
-        return GrpcMetricExporter(
+        insecure = grpc_insecure(t.otlp_insecure, endpoint)
+        return CountingGrpcMetricExporter(
+            pushes,
             endpoint=endpoint,
             insecure=insecure,
-            credentials=None if insecure else _grpc_credentials(t),
+            credentials=None
+            if insecure
+            else grpc_credentials(t.otlp_certificate, t.otlp_client_key, t.otlp_client_certificate),
             headers=headers,
             timeout=t.otlp_timeout,
-            compression=_grpc_compression(t.otlp_compression),
+            compression=grpc_compression(t.otlp_compression),
         )
-    return HttpMetricExporter(
+    return CountingHttpMetricExporter(
+        pushes,
         endpoint=endpoint,
-        certificate_file=_str_or_none(t.otlp_certificate),
-        client_key_file=_str_or_none(t.otlp_client_key),
-        client_certificate_file=_str_or_none(t.otlp_client_certificate),
+        certificate_file=path_or_none(t.otlp_certificate),
+        client_key_file=path_or_none(t.otlp_client_key),
+        client_certificate_file=path_or_none(t.otlp_client_certificate),
         headers=headers,
         timeout=t.otlp_timeout,
-        compression=_http_compression(t.otlp_compression),
+        compression=http_compression(t.otlp_compression),
     )
+
+
+def _ignore_result(_: bool) -> None:
+    pass
 
 
 def build_telemetry(
@@ -501,14 +497,14 @@ def build_telemetry(
         if telemetry_ref:
             telemetry_ref[0].metrics_exported(ok)
 
-    exporters: list[CountingMetricExporter] = []
+    pushes: list[PushCounter] = []
     if settings.otlp_metrics and settings.otlp_metrics_endpoint:
         interval_ms = settings.metric_export_interval * 1000
         timeout = metrics_transport(settings).otlp_timeout
-        exporters.append(CountingMetricExporter(build_metric_exporter(settings), on_push))
+        pushes.append(PushCounter(on_push))
         readers.append(
             PeriodicExportingMetricReader(
-                exporters[0],
+                build_metric_exporter(settings, pushes[0]),
                 export_interval_millis=interval_ms,
                 export_timeout_millis=max(timeout * 2000, 1000),
             )
@@ -529,7 +525,7 @@ def build_telemetry(
         letta_server=letta_server,
     )
     telemetry_ref.append(telemetry)
-    telemetry.exporters = exporters
+    telemetry.pushes = pushes
     if state is not None:
         telemetry.feedback = FeedbackTracker(state, telemetry.feedback_given)
     return telemetry

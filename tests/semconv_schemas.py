@@ -1,7 +1,6 @@
 """Validate captured content against the GenAI semconv v1.41.1 JSON schemas.
 
-The schemas in ``tests/fixtures/semconv-genai-v1.41.1`` (vendored with their licence
-and source, see the README there) accept any part (or tool definition)
+The schemas in ``tests/fixtures/semconv-genai-v1.41.1`` accept any part (or tool definition)
 through their catch-all ``GenericPart``/``GenericToolDefinition``; so besides the whole
 document, every part whose ``type`` has a specific definition (``text``, ``tool_call``,
 ``tool_call_response``, ``reasoning``, ``blob``, ``uri``, ``file``, ``server_tool_call``,
@@ -18,6 +17,7 @@ from typing import Any
 
 import jsonschema
 
+# Vendored in the repository: a lone clone must pass.
 SCHEMA_DIR = Path(__file__).resolve().parent / "fixtures" / "semconv-genai-v1.41.1"
 
 FILES = {

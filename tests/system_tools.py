@@ -21,11 +21,26 @@ APT_PACKAGE = {
 }
 
 
-def requires_tool(*names: str) -> pytest.MarkDecorator:
+def missing_reason(*names: str) -> str | None:
+    """Why a test needing ``names`` cannot run here, or None when they are all on PATH."""
     missing = [name for name in names if shutil.which(name) is None]
+    if not missing:
+        return None
     packages = sorted({APT_PACKAGE.get(name, name) for name in missing})
-    return pytest.mark.skipif(
-        bool(missing),
-        reason=f"{', '.join(missing)} not on PATH (optional system tool; "
-        f"Debian/Ubuntu: apt-get install {' '.join(packages)})",
+    return (
+        f"{', '.join(missing)} not on PATH (optional system tool; "
+        f"Debian/Ubuntu: apt-get install {' '.join(packages)})"
     )
+
+
+def requires_tool(*names: str) -> pytest.MarkDecorator:
+    """A mark for a test that runs ``names``."""
+    reason = missing_reason(*names)
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
+
+
+def skip_without(*names: str) -> None:
+    """For a fixture that runs ``names``: skip the tests using it when one is missing."""
+    reason = missing_reason(*names)
+    if reason is not None:
+        pytest.skip(reason)

@@ -1,4 +1,8 @@
-"""Slots: asyncio.Semaphore semantics (plus try_acquire); GatherQueue; on both loops."""
+"""take_burst and drain: a burst taken from a plain asyncio.Queue, on both loops.
+
+Where the test expects no wait, the window is 30 s long: a wait that should have ended
+early shows as the test's own timeout, not as a slow pass.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from letta_otel._aio import GatherQueue, Slots
+from letta_otel._aio import drain, take_burst
 from letta_otel._loop import loop_factory
 
 _LOOP: list[Callable[[], asyncio.AbstractEventLoop] | None] = [None]
@@ -26,114 +30,104 @@ def run(main: Coroutine[Any, Any, Any]) -> Any:
         return runner.run(main)
 
 
-def test_slots_bound_concurrency_and_serve_waiters_in_order() -> None:
-    async def go() -> tuple[int, list[int]]:
-        slots, busy, most, order = Slots(3), [0], [0], []
-
-        async def worker(i: int) -> None:
-            async with slots:
-                order.append(i)
-                busy[0] += 1
-                most[0] = max(most[0], busy[0])
-                await asyncio.sleep(0.001 * (i % 4))
-                busy[0] -= 1
-
-        await asyncio.gather(*(worker(i) for i in range(40)))
-        assert slots.free == 3
-        return most[0], order
-
-    most, order = run(go())
-    assert most == 3
-    assert order == list(range(40))  # first come, first served
-
-
-def test_a_cancelled_waiter_gives_its_slot_on_and_leaves_the_queue() -> None:
-    async def go() -> list[str]:
-        slots, got = Slots(1), []
-        await slots.acquire()
-
-        async def waiter(name: str) -> None:
-            await slots.acquire()
-            got.append(name)
-            slots.release()
-
-        first = asyncio.create_task(waiter("first"))
-        second = asyncio.create_task(waiter("second"))
-        third = asyncio.create_task(waiter("third"))
-        await asyncio.sleep(0)
-        third.cancel()  # cancelled while waiting
-        slots.release()  # handed to "first" ...
-        first.cancel()  # ... which is cancelled before it runs: "second" gets it
-        await asyncio.gather(first, second, third, return_exceptions=True)
-        assert slots.free == 1
-        return got
-
-    assert run(go()) == ["second"]
-
-
-def test_slots_need_one() -> None:
-    with pytest.raises(ValueError, match="at least one"):
-        Slots(0)
-
-
-# GatherQueue.gather: the waits are long (30 s) where the test expects no wait, so a
-# wait that should have ended early shows as the test's own timeout, not as a slow pass.
-
-
-def test_gather_returns_at_once_when_enough_items_are_queued() -> None:
-    async def go() -> int:
-        queue: GatherQueue[int | None] = GatherQueue()
+def test_drain_takes_what_is_queued_without_waiting() -> None:
+    async def go() -> tuple[list[int], list[int]]:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        empty = drain(queue)
         for n in range(3):
             queue.put_nowait(n)
-        await asyncio.wait_for(queue.gather(3, timeout=30), 5)
-        return queue.qsize()
+        return empty, drain(queue)
 
-    assert run(go()) == 3
+    assert run(go()) == ([], [0, 1, 2])
 
 
-def test_gather_ends_when_the_count_is_reached_or_a_none_arrives() -> None:
+def test_a_burst_already_queued_is_taken_at_once_with_what_follows_it() -> None:
+    async def go() -> tuple[list[int | None], int]:
+        queue: asyncio.Queue[int | None] = asyncio.Queue()
+        for n in range(5):
+            queue.put_nowait(n)
+        burst = await asyncio.wait_for(take_burst(queue, 3, timeout=30), 5)
+        return burst, queue.qsize()
+
+    assert run(go()) == ([0, 1, 2, 3, 4], 0)
+
+
+def test_the_wait_ends_when_the_count_is_reached_or_a_none_arrives() -> None:
     async def go(last: int | None) -> list[int | None]:
-        queue: GatherQueue[int | None] = GatherQueue(maxsize=10)
+        queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=10)
 
         async def producer() -> None:
             for item in (1, 2, last):
                 await asyncio.sleep(0)
                 await queue.put(item)
 
-        await asyncio.wait_for(asyncio.gather(queue.gather(3, timeout=30), producer()), 5)
-        return [queue.get_nowait() for _ in range(queue.qsize())]
+        burst, _ = await asyncio.wait_for(
+            asyncio.gather(take_burst(queue, 3, timeout=30), producer()), 5
+        )
+        return burst
 
     assert run(go(3)) == [1, 2, 3]
     assert run(go(None)) == [1, 2, None]
 
 
-def test_gather_gives_up_after_its_timeout_and_leaves_no_timer() -> None:
-    async def go() -> tuple[float, int, list[asyncio.Handle]]:
+def test_the_producer_never_blocks_on_a_full_queue_during_the_wait() -> None:
+    """Items are taken out as they come: a producer may put more than ``maxsize``."""
+
+    async def go() -> list[int | None]:
+        queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=2)
+
+        async def producer() -> None:
+            for item in range(6):
+                await queue.put(item)
+
+        burst, _ = await asyncio.wait_for(
+            asyncio.gather(take_burst(queue, 6, timeout=30), producer()), 5
+        )
+        return burst
+
+    assert run(go()) == list(range(6))
+
+
+def test_the_wait_gives_up_after_its_timeout_and_nothing_is_lost() -> None:
+    async def go() -> tuple[float, list[int | None], list[int]]:
         loop = asyncio.get_running_loop()
-        queue: GatherQueue[int | None] = GatherQueue()
+        queue: asyncio.Queue[int | None] = asyncio.Queue()
         queue.put_nowait(1)
         start = loop.time()
-        await queue.gather(5, timeout=0.05)
+        burst = await take_burst(queue, 5, timeout=0.05)
         waited = loop.time() - start
-        queue.put_nowait(2)  # no wait in progress: nothing to wake
-        return waited, queue.qsize(), list(getattr(loop, "_scheduled", []))
+        queue.put_nowait(2)
+        return waited, burst, [n for n in drain(queue) if n is not None]
 
-    waited, size, scheduled = run(go())
-    assert waited >= 0.04 and size == 2
-    assert not [h for h in scheduled if not h.cancelled()]
+    waited, burst, left = run(go())
+    assert waited >= 0.04
+    assert burst == [1] and left == [2]
 
 
-def test_a_cancelled_gather_leaves_the_queue_usable() -> None:
-    async def go() -> int:
-        queue: GatherQueue[int | None] = GatherQueue()
-        task = asyncio.ensure_future(queue.gather(2, timeout=30))
+def test_a_burst_that_ends_early_leaves_no_timeout_behind() -> None:
+    """The window's timer must not fire later into the task that waited (it would
+    cancel whatever that task awaits next)."""
+
+    async def go() -> str:
+        queue: asyncio.Queue[int | None] = asyncio.Queue()
+        queue.put_nowait(None)
+        await take_burst(queue, 5, timeout=0.02)
+        await asyncio.sleep(0.1)  # well past the window
+        return "not cancelled"
+
+    assert run(go()) == "not cancelled"
+
+
+def test_a_cancelled_wait_loses_no_item_and_leaves_the_queue_usable() -> None:
+    async def go() -> list[int | None]:
+        queue: asyncio.Queue[int | None] = asyncio.Queue()
+        task = asyncio.ensure_future(take_burst(queue, 2, timeout=30))
         await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         queue.put_nowait(1)
         queue.put_nowait(2)
-        await asyncio.wait_for(queue.gather(2, timeout=30), 5)
-        return queue.qsize()
+        return await asyncio.wait_for(take_burst(queue, 2, timeout=30), 5)
 
-    assert run(go()) == 2
+    assert run(go()) == [1, 2]

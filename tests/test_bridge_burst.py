@@ -1,9 +1,10 @@
 """The consumer's bursts: enriched steps are mapped in groups, without holding a cycle up.
 
 ``_Exporter._burst`` reads only the exporter's ``closing`` and ``stopped`` flags, so it
-is driven here with a stand-in for the exporter and the pipeline's real queue; the
-end-to-end tests (tests/e2e) cover the whole pipeline with bursts in it. Where no wait
-is expected the window is made 30 s long: a wait shows as the test's own timeout.
+is driven here with a stand-in for the exporter and the pipeline's plain
+``asyncio.Queue``; the end-to-end tests (tests/e2e) cover the whole pipeline with bursts
+in it. Where no wait is expected the window is made 30 s long: a wait shows as the
+test's own timeout.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import pytest
 from msgspec.structs import replace
 
 from letta_otel import bridge
-from letta_otel._aio import GatherQueue
 from letta_otel.bridge import StepDraft, Unit, _Exporter
 from letta_otel.mapping.records import StepRecord
 from tests.samples import SCENARIOS, load_scenario
@@ -29,7 +29,7 @@ def _draft(n: int) -> StepDraft:
     return StepDraft(StepRecord(step=step), trace_id=n + 1, sample_rate=None)
 
 
-def _burst(queue: GatherQueue[Any], *, closing: bool = False) -> Any:
+def _burst(queue: asyncio.Queue[Any], *, closing: bool = False) -> Any:
     flags = SimpleNamespace(closing=closing, stopped=False)
     return asyncio.wait_for(_Exporter._burst(flags, queue), 5)  # type: ignore[arg-type]
 
@@ -45,7 +45,7 @@ def _burst_while_producing(later: list[Any], pause: float) -> tuple[list[Any], f
 
     async def go() -> tuple[list[Any], float]:
         loop = asyncio.get_running_loop()
-        queue: GatherQueue[Any] = GatherQueue()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
         queue.put_nowait(_draft(0))
 
         async def producer() -> None:
@@ -71,7 +71,7 @@ def test_drafts_that_arrive_within_the_window_join_the_burst(
 
 @pytest.mark.usefixtures("long_window")
 def test_a_full_burst_does_not_wait() -> None:
-    queue: GatherQueue[Any] = GatherQueue()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
     for n in range(bridge.GATHER_UNITS + 1):
         queue.put_nowait(_draft(n))
     assert len(asyncio.run(_burst(queue))) == bridge.GATHER_UNITS + 1
@@ -85,7 +85,7 @@ def test_the_wait_ends_when_the_burst_fills_up() -> None:
 
 @pytest.mark.usefixtures("long_window")
 def test_a_closing_cycle_does_not_wait() -> None:
-    queue: GatherQueue[Any] = GatherQueue()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
     queue.put_nowait(_draft(0))
     queue.put_nowait(None)
     assert [type(x).__name__ for x in asyncio.run(_burst(queue, closing=True))] == [
@@ -105,6 +105,6 @@ def test_the_producers_end_ends_the_wait() -> None:
 @pytest.mark.usefixtures("long_window")
 def test_only_drafts_start_a_wait() -> None:
     """Run units and the flush tick are handled at once: nothing maps them later."""
-    queue: GatherQueue[Any] = GatherQueue()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
     queue.put_nowait(Unit(spans=(), run_ids=("run-1",)))
     assert len(asyncio.run(_burst(queue))) == 1

@@ -228,3 +228,40 @@ def test_toml_sections_configure_presets(tmp_path: Path) -> None:
         {"x-scope-orgid": "ops"},
         512,
     )
+
+
+@pytest.mark.parametrize("backend", ["jaeger", "tempo", "honeycomb"])
+def test_trace_only_presets_push_no_metrics_unless_asked(backend: str) -> None:
+    """Jaeger and Tempo store no metrics and Honeycomb takes them only into a named
+    dataset: a preset that pushed them would log a failed push every interval."""
+    env = {"LETTA_OTEL_BACKEND": backend, "HONEYCOMB_API_KEY": "hc-key"}
+    assert load(env).otlp_metrics is False
+    assert load({**env, "LETTA_OTEL_METRICS": "true"}).otlp_metrics is True
+    assert load({"LETTA_OTEL_BACKEND": "otlp"}).otlp_metrics is True
+
+
+@pytest.mark.parametrize(
+    ("protocol", "traces", "metrics"),
+    [
+        ("grpc", "https://api.honeycomb.io:443", "https://api.honeycomb.io:443"),
+        (
+            "http/protobuf",
+            "https://api.honeycomb.io/v1/traces",
+            "https://api.honeycomb.io/v1/metrics",
+        ),
+    ],
+)
+def test_metrics_go_where_the_preset_sends_traces(protocol: str, traces: str, metrics: str) -> None:
+    """Metrics follow the preset's endpoint, never the local default (they went to
+    localhost:4317 with the Honeycomb preset before)."""
+    settings = load(
+        {
+            "LETTA_OTEL_BACKEND": "honeycomb",
+            "HONEYCOMB_API_KEY": "hc-key",
+            "HONEYCOMB_DATASET": "letta-metrics",
+            "LETTA_OTEL_METRICS": "true",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        }
+    )
+    assert settings.otlp_traces_endpoint == traces
+    assert settings.otlp_metrics_endpoint == metrics

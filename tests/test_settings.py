@@ -14,12 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from letta_otel._config_parsing import (
+from letta_otel.config.network import parse_header_list
+from letta_otel.config.units import (
     format_bytes,
     format_duration,
     parse_byte_size,
     parse_duration,
-    parse_header_list,
 )
 from letta_otel.settings import (
     ENV_VARS,
@@ -86,10 +86,11 @@ def one_problem(
 def test_defaults() -> None:
     s = load()
     assert s == Settings()
-    assert s.letta_base_url == "http://localhost:8283"
+    assert s.letta_base_url == "https://api.letta.com"  # Letta Cloud, as the official SDKs
     assert s.letta_api_key is None
     assert s.letta_project is None
     assert s.letta_timeout == 30.0
+    assert s.letta_deadline == 120.0
     assert s.otlp_protocol == "grpc"
     assert s.otlp_traces_endpoint == "http://localhost:4317"
     assert dict(s.otlp_headers) == {}

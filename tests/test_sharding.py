@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from letta_otel._config_parsing import InvalidValue
+from letta_otel.config.values import InvalidValue
 from letta_otel.sharding import Shard, keep_own, parse_shard, shard_of
 
 

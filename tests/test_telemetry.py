@@ -22,7 +22,6 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
 from opentelemetry.sdk.metrics.export import (
     HistogramDataPoint,
     InMemoryMetricReader,
-    MetricExporter,
     MetricExportResult,
     MetricsData,
     NumberDataPoint,
@@ -45,7 +44,7 @@ from letta_otel.telemetry import (
     POLL_LAG,
     READY,
     SPANS_EXPORTED,
-    CountingMetricExporter,
+    PushCounter,
     Telemetry,
     build_metric_exporter,
     metrics_transport,
@@ -288,25 +287,6 @@ def test_readiness_needs_a_recent_poll_and_no_lasting_export_failure(
     assert total(points(reader)[READY]) == 1
 
 
-class _Fixed(MetricExporter):
-    def __init__(self, result: MetricExportResult | Exception) -> None:
-        super().__init__()
-        self.result = result
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
-        if isinstance(self.result, Exception):
-            raise self.result
-        return self.result
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        pass
-
-
 @pytest.mark.parametrize(
     ("result", "ok"),
     [
@@ -319,9 +299,18 @@ def test_counting_exporter_reports_each_push(
     result: MetricExportResult | Exception, ok: bool
 ) -> None:
     seen: list[bool] = []
-    exporter = CountingMetricExporter(_Fixed(result), seen.append)
+
+    def push() -> MetricExportResult:
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    pushes = PushCounter(seen.append)
     expected = MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
-    assert exporter.export(MetricsData(resource_metrics=[])) is expected
+    assert pushes.export(push) is expected
+    assert seen == [ok]
+    pushes.discard = True  # a failed start: the last push is dropped, and not counted
+    assert pushes.export(push) is MetricExportResult.SUCCESS
     assert seen == [ok]
 
 

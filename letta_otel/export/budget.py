@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Generic, Protocol, TypeVar
 
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
@@ -23,6 +24,9 @@ _MIN_VALUE_BYTES = 64
 # undershoot, or a batch could exceed the backend's request limit.
 _SPAN_OVERHEAD = 160
 _ATTR_OVERHEAD = 12
+# The request's two enclosing length fields (ResourceSpans, ScopeSpans) grow with the
+# batch: up to 5 bytes each for requests below 32 GiB.
+_LENGTH_GROWTH = 2 * 5
 
 
 class HasSpans(Protocol):
@@ -64,6 +68,18 @@ def estimate_span_bytes(span: ReadableSpan) -> int:
 
 def estimate_unit_bytes(unit: HasSpans) -> int:
     return sum(estimate_span_bytes(s) for s in unit.spans)
+
+
+def request_overhead(span: ReadableSpan) -> int:
+    """What an export request adds around spans that share ``span``'s resource and
+    scope (the resource's attributes, the scope, the enclosing lengths), measured once
+    with the SDK's own encoder: batch bounds leave this much room besides the spans'
+    estimates."""
+    request = encode_spans([span])
+    entries = sum(
+        s.ByteSize() for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans
+    )
+    return int(request.ByteSize() - entries) + _LENGTH_GROWTH
 
 
 class BatchPacker(Generic[U]):

@@ -1,27 +1,35 @@
-"""Async Letta REST client: auth, retries with backoff, typed results.
+"""Async Letta REST client: auth, one retry policy with a deadline, typed results.
 
 Only transport concerns live here; which steps are new is ``discovery``'s job.
-A list response with a bad record is validated item by item, so that record is
-reported with its id and skipped while the rest of the page is used.
+Requests go through one aiohttp session (:mod:`letta_otel.letta.session`: TLS,
+proxy, same-origin redirects, the connection pool) and are retried by
+:class:`letta_otel.retry.RetryPolicy`: every failed attempt is reported to
+``on_error``; a timeout, a reset, a malformed or cut-short answer, invalid JSON and
+HTTP 408/409/425/429/5xx are retried, inside one deadline for the whole call; 401/403
+and other 4xx are not. A list response with a bad record is validated item by item,
+so that record is reported with its id and skipped while the rest of the page is used.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
 
+import aiohttp
 import msgspec
 import orjson
+from tenacity import RetryCallState
+from yarl import URL
 
 from letta_otel import __version__
-from letta_otel.letta.http import HttpError, HttpTransport, RawResponse, build_transport
 from letta_otel.letta.models import (
     Agent,
     LettaModel,
@@ -36,6 +44,25 @@ from letta_otel.letta.models import (
     json_decoder,
 )
 from letta_otel.letta.ratelimit import RateLimiter
+from letta_otel.letta.session import (
+    MAX_REDIRECTS,
+    RedirectRefused,
+    TransportConfigError,
+    describe_proxy,
+    open_session,
+)
+from letta_otel.retry import Deadline, Retryable, RetryPolicy, Sleep, why_given_up
+
+__all__ = [
+    "InvalidRecord",
+    "LettaAuthError",
+    "LettaClient",
+    "LettaError",
+    "LettaNotFound",
+    "RawResponse",
+    "RetryPolicy",
+    "StepsRouteBroken",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +75,9 @@ LEAN_REQUEST_VALUE_BYTES = 1024
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 BROKEN_STEPS_ROUTE_MARKER = "Argument order does not match type"
+# A connect gets at most this much of the request timeout: an address that does not
+# answer the handshake is usually a wrong LETTA_BASE_URL or a firewall.
+MAX_CONNECT_TIMEOUT = 10.0
 
 
 class LettaError(Exception):
@@ -71,17 +101,13 @@ class StepsRouteBroken(LettaError):
     """``GET /v1/steps/`` answers 400 as on self-hosted Letta 0.12-0.16.8."""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    jitter: Callable[[float], float] = field(default=lambda cap: random.uniform(cap / 2, cap))
+@dataclass(slots=True)
+class RawResponse:
+    """An HTTP answer, read whole: what the error messages and retry hints look at."""
 
-    def delay(self, attempt: int, hint: float | None) -> float:
-        if hint is not None:
-            return min(max(hint, 0.0), self.max_delay * 4)
-        return self.jitter(min(self.max_delay, self.base_delay * 2**attempt))
+    status: int
+    headers: Mapping[str, str]  # case-insensitive from aiohttp; lower-case names in tests
+    body: bytes
 
 
 @dataclass
@@ -91,6 +117,16 @@ class InvalidRecord:
     kind: str
     record_id: str | None
     error: str
+
+
+def segment(value: str) -> str:
+    """``value`` (an id Letta returned) as one path segment, whatever it holds: ``/``,
+    ``?``, ``#``, ``%`` and spaces percent-encoded, and ``.``/``..`` too, which a URL
+    parser would otherwise resolve away."""
+    encoded = quote(value, safe="")
+    if encoded in (".", ".."):
+        return encoded.replace(".", "%2E")
+    return encoded
 
 
 class LettaClient:
@@ -104,20 +140,36 @@ class LettaClient:
         max_connections: int = 8,
         max_rps: float = 0.0,
         retry: RetryPolicy | None = None,
-        transport: HttpTransport | None = None,
-        sleep: Callable[[float], Any] = asyncio.sleep,
+        deadline: float | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
         on_error: Callable[[str, int | None], None] | None = None,
     ) -> None:
+        """``timeout``: per attempt; ``deadline``: per call, all attempts and waits
+        included (default: the retry policy's, 120 s). ``sleep`` and ``clock`` are the
+        retry policy's, replaceable in tests."""
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url}")
+        self._base = base_url.rstrip("/")
         headers = {"Accept": "application/json", "User-Agent": f"letta-otel/{__version__}"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         if project:
             headers["X-Project"] = project
-        self._http = transport or build_transport(
-            base_url, headers=headers, timeout=timeout, max_connections=max_connections
-        )
-        self._retry = retry or RetryPolicy()
+        self._headers = headers
+        self._timeout = timeout
+        self._request_timeout = self._attempt_timeout(timeout)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        policy = retry or RetryPolicy()
+        if deadline is not None:
+            policy = RetryPolicy(policy.attempts, deadline, policy.backoff)
+        if policy.deadline <= 0 or policy.attempts < 1:
+            raise ValueError("the retry policy needs at least one attempt and a deadline > 0")
+        self._retry = policy
         self._sleep = sleep
+        self._clock = clock
         self.limiter = RateLimiter(max_rps)
         self.invalid_records: list[InvalidRecord] = []
         self.requests_made = 0
@@ -125,7 +177,9 @@ class LettaClient:
         self.on_error = on_error
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def __aenter__(self) -> LettaClient:
         return self
@@ -159,29 +213,29 @@ class LettaClient:
         return self._parse_list(body, Step, "step")
 
     async def get_step(self, step_id: str) -> Step | None:
-        return await self._get_model(f"/v1/steps/{step_id}", Step)
+        return await self._get_model(f"/v1/steps/{segment(step_id)}", Step)
 
     async def get_trace(self, step_id: str, *, lean: bool = False) -> ProviderTrace | None:
         """The step's provider trace; 200 with ``null`` until the background writer
         stores it (or never). ``lean``: without the request's long values (the prompt),
         for when content is not captured (see :func:`lean_trace_json`)."""
         decode = lean_trace if lean else full_trace
-        return await self._get_model(f"/v1/steps/{step_id}/trace", ProviderTrace, decode)
+        return await self._get_model(f"/v1/steps/{segment(step_id)}/trace", ProviderTrace, decode)
 
     async def get_metrics(self, step_id: str) -> StepMetrics | None:
-        return await self._get_model(f"/v1/steps/{step_id}/metrics", StepMetrics)
+        return await self._get_model(f"/v1/steps/{segment(step_id)}/metrics", StepMetrics)
 
     async def get_messages(self, step_id: str) -> list[Message]:
         try:
             body = await self._get_json(
-                f"/v1/steps/{step_id}/messages", {"limit": 1000}, list_decoder(Message)
+                f"/v1/steps/{segment(step_id)}/messages", {"limit": 1000}, list_decoder(Message)
             )
         except LettaNotFound:
             return []
         return self._parse_list(body, Message, "message")[0]
 
     async def get_run(self, run_id: str) -> Run | None:
-        return await self._get_model(f"/v1/runs/{run_id}", Run)
+        return await self._get_model(f"/v1/runs/{segment(run_id)}", Run)
 
     async def list_runs(self, params: Mapping[str, Any]) -> tuple[list[Run], list[str]]:
         body = await self._get_json("/v1/runs/", params, list_decoder(Run))
@@ -194,13 +248,15 @@ class LettaClient:
         if after:
             params["after"] = after
         try:
-            body = await self._get_json(f"/v1/runs/{run_id}/steps", params, list_decoder(Step))
+            body = await self._get_json(
+                f"/v1/runs/{segment(run_id)}/steps", params, list_decoder(Step)
+            )
         except LettaNotFound:
             return [], []
         return self._parse_list(body, Step, "step")
 
     async def get_agent(self, agent_id: str) -> Agent | None:
-        return await self._get_model(f"/v1/agents/{agent_id}", Agent)
+        return await self._get_model(f"/v1/agents/{segment(agent_id)}", Agent)
 
     async def health(self) -> dict[str, Any]:
         body = await self._get_json("/v1/health/", {})
@@ -244,45 +300,115 @@ class LettaClient:
         params: Mapping[str, Any],
         decode: Callable[[bytes], Any] = orjson.loads,
     ) -> Any:
-        last_error = "no attempt made"
+        """``path`` (already percent-encoded) with ``params``, decoded by ``decode``,
+        retried by the policy within one deadline."""
         query = _flatten(params)
-        for attempt in range(self._retry.attempts):
-            hint: float | None = None
-            if self.limiter.enabled:  # off by default: no coroutine call per request
-                await self.limiter.acquire()
-            try:
-                self.requests_made += 1
-                response = await self._http.get(path, query)
-            except TimeoutError:
-                last_error = "timed out"
-                self._report("timeout", None)
-            except HttpError as exc:
-                last_error = str(exc)
-                self._report("connection", None)
-            else:
-                status = response.status
-                if status < 300:
-                    try:
-                        return decode(response.body)
-                    except ModelError:
-                        raise  # JSON, but not of the expected shape: the caller's to report
-                    except ValueError:  # orjson's JSONDecodeError, msgspec's DecodeError
-                        last_error = f"HTTP {status} with a body that is not valid JSON"
-                        self._report("invalid_json", status)
-                elif status in RETRYABLE_STATUS:
-                    hint = _retry_hint(response)
-                    last_error = f"HTTP {status}{_describe_body(response)}"
-                    self._report(str(status), status)
-                else:
-                    self._report(str(status), status)
-                    raise _error_for(status, path, response)
-            if attempt + 1 < self._retry.attempts:
-                delay = self._retry.delay(attempt, hint)
-                log.debug("GET %s: %s; retrying in %.2fs", path, last_error, delay)
-                await self._sleep(delay)
-        raise LettaError(
-            f"GET {path} failed after {self._retry.attempts} attempts: {last_error}", path=path
+        target = self._base + path + (f"?{urlencode(query)}" if query else "")
+        url = URL(target, encoded=True)  # as built: no re-quoting, no dot-segment folding
+        deadline = Deadline(self._retry.deadline, self._clock)
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            detail = error.detail if isinstance(error, Retryable) else str(error)
+            log.debug("GET %s: %s; retrying in %.2fs", path, detail, state.upcoming_sleep)
+
+        def give_up(state: RetryCallState) -> NoReturn:
+            raise LettaError(f"GET {path} {why_given_up(state, self._retry, deadline)}", path=path)
+
+        retrying = self._retry.retrying(
+            deadline, sleep=self._sleep, before_sleep=before_sleep, give_up=give_up
         )
+        try:
+            return await retrying(self._attempt, url, path, decode, deadline)
+        finally:
+            # tenacity keeps the call's last actions, bound methods of the retrying
+            # object, in that object: a reference cycle per call, which the daemon's
+            # rare young-generation collections (letta_otel._loop.tune_gc) let pile up
+            # (about 5 MB of peak RSS in benchmarks.bench). Emptied, refcounting frees it.
+            retrying.iter_state.reset()
+
+    async def _attempt(
+        self, url: URL, path: str, decode: Callable[[bytes], Any], deadline: Deadline
+    ) -> Any:
+        """One try: the decoded body, or :class:`Retryable`, or a :class:`LettaError`
+        that no retry will fix. Every failure is reported to ``on_error`` first."""
+        if self.limiter.enabled:  # off by default: no coroutine call per request
+            await self.limiter.acquire()
+        self.requests_made += 1
+        response = await self._fetch(url, path, deadline)
+        status = response.status
+        if status < 300:
+            try:
+                return decode(response.body)
+            except ModelError:
+                raise  # JSON, but not of the expected shape: the caller's to report
+            except ValueError:  # orjson's JSONDecodeError, msgspec's DecodeError
+                self._report("invalid_json", status)
+                raise Retryable(f"HTTP {status} with a body that is not valid JSON") from None
+        self._report(str(status), status)
+        if status in RETRYABLE_STATUS:
+            hint, source = _retry_hint_and_source(response)
+            raise Retryable(
+                f"HTTP {status}{_describe_body(response)}", hint=hint, hint_source=source
+            )
+        raise _error_for(status, path, response)
+
+    async def _fetch(self, url: URL, path: str, deadline: Deadline) -> RawResponse:
+        """The whole answer, or the failure below HTTP as :class:`Retryable` (or a
+        :class:`LettaError` when retrying cannot help), reported to ``on_error``."""
+        session = self._session or self._open(path)
+        left = deadline.remaining()
+        # Each attempt gets the request timeout, or what is left of the call's deadline.
+        timeout = self._request_timeout if left >= self._timeout else self._attempt_timeout(left)
+        try:
+            async with session.get(url, timeout=timeout, max_redirects=MAX_REDIRECTS) as answer:
+                body = await answer.read()
+                headers = answer.headers
+                if conflict := _framing_conflict(headers.getall("Content-Length", ())):
+                    answer.close()  # the connection, too: what follows on it is unknown
+                    raise aiohttp.ClientPayloadError(conflict)
+                return RawResponse(answer.status, headers, body)
+        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors too: first
+            self._report("timeout", None)
+            raise Retryable("timed out") from None
+        except RedirectRefused as exc:
+            self._report("connection", None)
+            raise LettaError(f"GET {path}: {exc}", path=path) from None
+        except aiohttp.TooManyRedirects:
+            self._report("connection", None)
+            raise LettaError(
+                f"GET {path}: more than {MAX_REDIRECTS - 1} redirects", path=path
+            ) from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            self._report("connection", None)
+            raise LettaError(
+                f"GET {path}: the TLS certificate of {exc.host} is not trusted "
+                f"({exc.certificate_error}); if it is issued by a private CA, point "
+                "SSL_CERT_FILE or SSL_CERT_DIR at that CA's certificate",
+                path=path,
+            ) from None
+        except aiohttp.ClientError as exc:
+            self._report("connection", None)
+            raise Retryable(_describe_failure(exc)) from None
+
+    def _open(self, path: str) -> aiohttp.ClientSession:
+        try:
+            session, proxy = open_session(
+                self._base,
+                headers=self._headers,
+                timeout=self._request_timeout,
+                max_connections=self._max_connections,
+            )
+        except TransportConfigError as exc:
+            raise LettaError(f"GET {path}: {exc}", path=path) from None
+        if proxy is not None:
+            log.info("Letta requests go through the proxy %s", describe_proxy(proxy))
+        self._session = session
+        return session
+
+    def _attempt_timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        seconds = max(seconds, 0.001)
+        return aiohttp.ClientTimeout(total=seconds, connect=min(seconds, MAX_CONNECT_TIMEOUT))
 
     def _report(self, kind: str, status: int | None) -> None:
         if self.on_error is not None:
@@ -494,22 +620,61 @@ def _json_or_none(response: RawResponse) -> Any:
 
 def _retry_hint(response: RawResponse) -> float | None:
     """Seconds the server asked us to wait: ``Retry-After`` or ``timeToQuotaResetMs``."""
+    return _retry_hint_and_source(response)[0]
+
+
+def _retry_hint_and_source(response: RawResponse) -> tuple[float | None, str]:
+    """:func:`_retry_hint`, and where it came from (for the error when it is too long)."""
     header = response.headers.get("retry-after")
     if header:
         try:
-            return float(header)
+            return float(header), "Retry-After"
         except ValueError:
             try:
                 when = parsedate_to_datetime(header)
-                return max((when - datetime.now(when.tzinfo)).total_seconds(), 0.0)
+                return max((when - datetime.now(when.tzinfo)).total_seconds(), 0.0), "Retry-After"
             except (TypeError, ValueError):
                 pass
     body = _json_or_none(response)
     if isinstance(body, dict):
         reset = body.get("timeToQuotaResetMs")
         if isinstance(reset, int | float) and not isinstance(reset, bool):
-            return float(reset) / 1000
-    return None
+            return float(reset) / 1000, "timeToQuotaResetMs"
+    return None, ""
+
+
+def _framing_conflict(lengths: Sequence[str]) -> str:
+    """Why an answer with two different ``Content-Length`` values is refused (RFC 9112
+    6.3), or "" for one that has at most one.
+
+    aiohttp's C parser rejects them itself; its pure-Python one (PyPy, or
+    ``AIOHTTP_NO_EXTENSIONS``) reads the first and would take a cut body as whole.
+    """
+    if len(lengths) > 1 and len(set(lengths)) > 1:
+        return f"conflicting Content-Length headers {lengths}"
+    return ""
+
+
+def _describe_failure(exc: aiohttp.ClientError) -> str:
+    """What went wrong below HTTP, in one line (never a URL's credentials)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror or type(exc.os_error).__name__
+        return f"cannot connect to {exc.host}:{exc.port} ({reason})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the connection was closed before an answer"
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return f"the proxy refused the tunnel (HTTP {exc.status} {exc.message})"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"the answer's body is incomplete or malformed ({_first_line(str(exc))})"
+    if isinstance(exc, aiohttp.ClientResponseError):  # the parser refused the answer
+        return f"malformed HTTP answer ({_first_line(exc.message)})"
+    if isinstance(exc, aiohttp.ClientOSError):
+        return f"connection failed ({exc.strerror or type(exc).__name__})"
+    return f"request failed ({type(exc).__name__})"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0].rstrip(":")[:200]
 
 
 def _describe_body(response: RawResponse) -> str:

@@ -13,7 +13,6 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from letta_otel._aio import Slots
 from letta_otel.letta.client import InvalidRecord, LettaClient
 from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
 from letta_otel.letta.prefetch import RunPrefetcher
@@ -68,7 +67,7 @@ class Enricher:
         self._client = client
         self._lean_traces = lean_traces
         self.max_in_flight = max_in_flight
-        self._limit = Slots(max_in_flight)
+        self._limit = asyncio.Semaphore(max_in_flight)
         self._agent_ttl = agent_ttl
         self._agents: dict[str, tuple[float, asyncio.Future[Agent | None]]] = {}
         self._runs: dict[str, asyncio.Future[Run | None]] = {}
@@ -76,13 +75,8 @@ class Enricher:
         self._prefetch: asyncio.Future[None] | None = None
 
     async def _limited(self, call: Awaitable[T]) -> T:
-        limit = self._limit
-        if not limit.try_acquire():  # a free slot is taken without a coroutine call
-            await limit.acquire()
-        try:
+        async with self._limit:
             return await call
-        finally:
-            limit.release()
 
     def drain_invalid(self) -> list[InvalidRecord]:
         """Records Letta listed in a shape we cannot use, since the last call."""

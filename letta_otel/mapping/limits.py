@@ -33,6 +33,12 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Status
 from opentelemetry.util.types import AttributeValue
 
+from letta_otel.config.content import (
+    DEFAULT_MAX_ATTRIBUTE_BYTES,
+    DEFAULT_MAX_ATTRIBUTES,
+    DEFAULT_MAX_SPAN_BYTES,
+    MIN_ATTRIBUTE_BYTES,
+)
 from letta_otel.export.budget import TRUNCATED_ATTRIBUTE, estimate_span_bytes
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.clean import clean_attrs, cut_text
@@ -42,12 +48,6 @@ from letta_otel.mapping.span_copy import replace_span
 
 Json = Any
 
-DEFAULT_MAX_ATTRIBUTE_BYTES = 16 * 1024
-DEFAULT_MAX_SPAN_BYTES = 256 * 1024
-DEFAULT_MAX_TRACE_BYTES = 4_000_000
-DEFAULT_MAX_ATTRIBUTES = 128
-MIN_ATTRIBUTE_BYTES = 256
-MIN_SPAN_BYTES = 8 * 1024
 _MIN_CUT = 64  # below this a halving loop stops: ids and names stay whole
 
 DROPPED_ATTRIBUTES = "letta_otel.dropped_attributes"

@@ -17,63 +17,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, NamedTuple
 
-from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _g
-from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gm
 from opentelemetry.util.types import AttributeValue
 
 from letta_otel.letta.models import Step
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.records import RunRecord, StepRecord
-from letta_otel.mapping.spans import _llm_attributes, _request_model, _run_error
+from letta_otel.mapping.spans import llm_attributes, request_model, run_error
 from letta_otel.mapping.timing import run_window, step_timing
 
 # --- instrument names -------------------------------------------------------------
-TOKEN_USAGE: Final = _gm.GEN_AI_CLIENT_TOKEN_USAGE  # histogram, {token}
-OPERATION_DURATION: Final = _gm.GEN_AI_CLIENT_OPERATION_DURATION  # histogram, s
+# The GenAI ones, their units and buckets are vendored in ``semconv`` with the other
+# GenAI names (and checked there against the registry).
+TOKEN_USAGE: Final = sc.METRIC_TOKEN_USAGE  # histogram, {token}
+OPERATION_DURATION: Final = sc.METRIC_OPERATION_DURATION  # histogram, s
 STEPS: Final = "letta.steps"  # counter, {step}
 STEP_DURATION: Final = "letta.step.duration"  # histogram, s
 RUNS: Final = "letta.runs"  # counter, {run}
 FEEDBACK: Final = "letta.feedback"  # counter, {feedback}
 
 # Bucket boundaries the GenAI conventions prescribe for their two client histograms.
-TOKEN_BUCKETS: Final = (
-    1,
-    4,
-    16,
-    64,
-    256,
-    1024,
-    4096,
-    16384,
-    65536,
-    262144,
-    1048576,
-    4194304,
-    16777216,
-    67108864,
-)
-DURATION_BUCKETS: Final = (
-    0.01,
-    0.02,
-    0.04,
-    0.08,
-    0.16,
-    0.32,
-    0.64,
-    1.28,
-    2.56,
-    5.12,
-    10.24,
-    20.48,
-    40.96,
-    81.92,
-)
+TOKEN_BUCKETS: Final = sc.TOKEN_USAGE_BUCKETS
+DURATION_BUCKETS: Final = sc.OPERATION_DURATION_BUCKETS
 # Agent steps include tool runs: the same doubling series, carried on to ~11 minutes.
 STEP_DURATION_BUCKETS: Final = (*DURATION_BUCKETS, 163.84, 327.68, 655.36)
 
-TOKEN_TYPE: Final = _g.GEN_AI_TOKEN_TYPE
-TOKEN_INPUT: Final = _g.GenAiTokenTypeValues.INPUT.value
-TOKEN_OUTPUT: Final = _g.GenAiTokenTypeValues.OUTPUT.value
+TOKEN_TYPE: Final = sc.TOKEN_TYPE
+TOKEN_INPUT: Final = sc.TOKEN_INPUT
+TOKEN_OUTPUT: Final = sc.TOKEN_OUTPUT
 FEEDBACK_VALUES: Final = frozenset({"positive", "negative"})
 
 Attributes = Mapping[str, AttributeValue]
@@ -129,7 +99,7 @@ def step_measurements(record: StepRecord) -> list[Measurement]:
 
     counted: dict[str, AttributeValue] = {sc.LETTA_STEP_STATUS: step.status or "unknown"}
     _put(counted, sc.LETTA_STEP_STOP_REASON, step.stop_reason)
-    _put(counted, sc.REQUEST_MODEL, _request_model(record))
+    _put(counted, sc.REQUEST_MODEL, request_model(record))
     _put(counted, sc.PROVIDER_NAME, sc.genai_provider_name(step.provider_name))
     _put(counted, sc.AGENT_ID, step.agent_id)
     _put(counted, sc.AGENT_NAME, record.agent.name if record.agent else None)
@@ -148,7 +118,7 @@ def step_measurements(record: StepRecord) -> list[Measurement]:
 
 
 def _llm_measurements(record: StepRecord) -> list[Measurement]:
-    span_attrs = _llm_attributes(record)
+    span_attrs = llm_attributes(record)
     base: dict[str, AttributeValue] = {
         k: span_attrs[k] for k in _GENAI_METRIC_KEYS if k in span_attrs
     }
@@ -180,7 +150,7 @@ def run_measurements(
     _put(counted, sc.AGENT_NAME, record.agent.name if record.agent else None)
     failed = run.status == "failed"
     if failed:
-        counted[sc.ERROR_TYPE] = _run_error(run)[0]  # as on the invoke_agent span
+        counted[sc.ERROR_TYPE] = run_error(run)[0]  # as on the invoke_agent span
     out = [Measurement(RUNS, 1, counted)]
 
     if run.created_at is not None and (run.completed_at or run.total_duration_ns is not None):

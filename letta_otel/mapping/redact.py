@@ -29,9 +29,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+# User patterns are checked when the configuration is loaded; the mapping compiles them.
+from letta_otel.config.content import PatternError, compile_patterns
+
+__all__ = ["REDACTED", "PatternError", "Redactor", "compile_patterns"]
 
 REDACTED = "[REDACTED]"
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -254,35 +259,6 @@ def _luhn(digits: str) -> bool:
                 digit -= 9
         total += digit
     return total % 10 == 0
-
-
-class PatternError(ValueError):
-    """A user pattern is unusable; ``index`` is its 1-based position in the list."""
-
-    def __init__(self, index: int, reason: str) -> None:
-        super().__init__(f"pattern #{index}: {reason}")
-        self.index = index
-        self.reason = reason
-
-
-def compile_patterns(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
-    """Compile user patterns; raise :class:`PatternError` naming the first bad one.
-
-    The message never quotes a pattern (it may itself contain a secret).
-    """
-    compiled: list[re.Pattern[str]] = []
-    for index, pattern in enumerate(patterns, start=1):
-        try:
-            regex = re.compile(pattern)
-        except re.error as exc:
-            where = f" at position {exc.pos}" if exc.pos is not None else ""
-            raise PatternError(
-                index, f"is not a valid regular expression ({exc.msg}{where})"
-            ) from None
-        if regex.search("") is not None:
-            raise PatternError(index, "matches the empty string, so it would redact everything")
-        compiled.append(regex)
-    return tuple(compiled)
 
 
 # Error texts worth remembering: a status message or a (cut) stack trace, not content.

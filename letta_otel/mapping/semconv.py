@@ -1,7 +1,13 @@
-"""Attribute names: GenAI semantic conventions v1.41 and Letta's own identifiers.
+"""Attribute, operation and metric names: GenAI semantic conventions v1.41, Letta's own.
 
-GenAI names come from ``opentelemetry-semantic-conventions`` so a rename upstream
-shows up as an import error, not as silently wrong data. ``letta.*`` names are
+The GenAI names are vendored here as plain constants, from the v1.41.1 registry (the
+last release that carried them; they moved to ``semantic-conventions-genai``, and
+``opentelemetry-semantic-conventions`` marks its GenAI constants deprecated). This is
+the one module of the project that spells them: ``tests/mapping/test_semconv_registry.py``
+checks every one against the registry YAML kept in ``tests/fixtures/semconv-genai-v1.41.1``,
+so a rename fails a test instead of shipping silently. ``server.*``, ``error.*`` and
+``exception.*`` are stable conventions and come from the package's public, stable
+``opentelemetry.semconv.attributes`` (the SDK depends on it anyway). ``letta.*`` names are
 this project's public contract: operators query and alert on them.
 """
 
@@ -10,46 +16,106 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Final
 
-from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _g
 from opentelemetry.semconv.attributes import error_attributes as _err
 from opentelemetry.semconv.attributes import exception_attributes as _exc
 from opentelemetry.semconv.attributes import server_attributes as _srv
 
+SEMCONV_VERSION: Final = "1.41.1"
 SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.41.0"
 
-# --- GenAI (v1.41) -------------------------------------------------------------
-OPERATION_NAME: Final = _g.GEN_AI_OPERATION_NAME
-PROVIDER_NAME: Final = _g.GEN_AI_PROVIDER_NAME
-REQUEST_MODEL: Final = _g.GEN_AI_REQUEST_MODEL
-RESPONSE_MODEL: Final = _g.GEN_AI_RESPONSE_MODEL
-RESPONSE_ID: Final = _g.GEN_AI_RESPONSE_ID
-RESPONSE_FINISH_REASONS: Final = _g.GEN_AI_RESPONSE_FINISH_REASONS
-USAGE_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_INPUT_TOKENS
-USAGE_OUTPUT_TOKENS: Final = _g.GEN_AI_USAGE_OUTPUT_TOKENS
-USAGE_CACHE_READ_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
-USAGE_CACHE_CREATION_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
-USAGE_REASONING_OUTPUT_TOKENS: Final = _g.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
-REQUEST_TEMPERATURE: Final = _g.GEN_AI_REQUEST_TEMPERATURE
-REQUEST_MAX_TOKENS: Final = _g.GEN_AI_REQUEST_MAX_TOKENS
-REQUEST_TOP_P: Final = _g.GEN_AI_REQUEST_TOP_P
-REQUEST_TOP_K: Final = _g.GEN_AI_REQUEST_TOP_K
-REQUEST_FREQUENCY_PENALTY: Final = _g.GEN_AI_REQUEST_FREQUENCY_PENALTY
-REQUEST_PRESENCE_PENALTY: Final = _g.GEN_AI_REQUEST_PRESENCE_PENALTY
-REQUEST_STOP_SEQUENCES: Final = _g.GEN_AI_REQUEST_STOP_SEQUENCES
-REQUEST_SEED: Final = _g.GEN_AI_REQUEST_SEED
-REQUEST_CHOICE_COUNT: Final = _g.GEN_AI_REQUEST_CHOICE_COUNT
-REQUEST_STREAM: Final = _g.GEN_AI_REQUEST_STREAM
-CONVERSATION_ID: Final = _g.GEN_AI_CONVERSATION_ID
-AGENT_ID: Final = _g.GEN_AI_AGENT_ID
-AGENT_NAME: Final = _g.GEN_AI_AGENT_NAME
-TOOL_NAME: Final = _g.GEN_AI_TOOL_NAME
-TOOL_CALL_ID: Final = _g.GEN_AI_TOOL_CALL_ID
-TOOL_TYPE: Final = _g.GEN_AI_TOOL_TYPE
+# --- GenAI attributes (model/gen-ai/registry.yaml, v1.41.1) -----------------------
+OPERATION_NAME: Final = "gen_ai.operation.name"
+PROVIDER_NAME: Final = "gen_ai.provider.name"
+REQUEST_MODEL: Final = "gen_ai.request.model"
+RESPONSE_MODEL: Final = "gen_ai.response.model"
+RESPONSE_ID: Final = "gen_ai.response.id"
+RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+REQUEST_TOP_K: Final = "gen_ai.request.top_k"
+REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"
+REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
+REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
+REQUEST_SEED: Final = "gen_ai.request.seed"
+REQUEST_CHOICE_COUNT: Final = "gen_ai.request.choice.count"
+REQUEST_STREAM: Final = "gen_ai.request.stream"
+CONVERSATION_ID: Final = "gen_ai.conversation.id"
+AGENT_ID: Final = "gen_ai.agent.id"
+AGENT_NAME: Final = "gen_ai.agent.name"
+TOOL_NAME: Final = "gen_ai.tool.name"
+TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+TOOL_TYPE: Final = "gen_ai.tool.type"
+TOKEN_TYPE: Final = "gen_ai.token.type"
 
-OP_CHAT: Final = _g.GenAiOperationNameValues.CHAT.value
-OP_INVOKE_AGENT: Final = _g.GenAiOperationNameValues.INVOKE_AGENT.value
-OP_EXECUTE_TOOL: Final = _g.GenAiOperationNameValues.EXECUTE_TOOL.value
+# gen_ai.operation.name values.
+OP_CHAT: Final = "chat"
+OP_INVOKE_AGENT: Final = "invoke_agent"
+OP_EXECUTE_TOOL: Final = "execute_tool"
 
+# gen_ai.token.type values.
+TOKEN_INPUT: Final = "input"
+TOKEN_OUTPUT: Final = "output"
+
+# gen_ai.provider.name values (the well-known ones Letta's providers map to).
+PROVIDER_OPENAI: Final = "openai"
+PROVIDER_ANTHROPIC: Final = "anthropic"
+PROVIDER_AZURE_AI_OPENAI: Final = "azure.ai.openai"
+PROVIDER_AWS_BEDROCK: Final = "aws.bedrock"
+PROVIDER_GCP_GEMINI: Final = "gcp.gemini"
+PROVIDER_GCP_VERTEX_AI: Final = "gcp.vertex_ai"
+PROVIDER_MISTRAL_AI: Final = "mistral_ai"
+PROVIDER_X_AI: Final = "x_ai"
+PROVIDER_GROQ: Final = "groq"
+PROVIDER_DEEPSEEK: Final = "deepseek"
+
+# --- GenAI client metrics (model/gen-ai/metrics.yaml, v1.41.1) --------------------
+METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_TOKEN_USAGE_UNIT: Final = "{token}"
+METRIC_TOKEN_USAGE_INSTRUMENT: Final = "histogram"
+METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+METRIC_OPERATION_DURATION_UNIT: Final = "s"
+METRIC_OPERATION_DURATION_INSTRUMENT: Final = "histogram"
+# The explicit bucket boundaries docs/gen-ai/gen-ai-metrics.md (v1.41.1) prescribes.
+TOKEN_USAGE_BUCKETS: Final = (
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+    67108864,
+)
+OPERATION_DURATION_BUCKETS: Final = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+
+# --- stable conventions ------------------------------------------------------------
 SERVER_ADDRESS: Final = _srv.SERVER_ADDRESS
 SERVER_PORT: Final = _srv.SERVER_PORT
 ERROR_TYPE: Final = _err.ERROR_TYPE
@@ -92,12 +158,12 @@ LETTA_TOOL_STATUS: Final = "letta.tool.status"
 LETTA_AGENT_TYPE: Final = "letta.agent.type"
 
 # --- Captured content (opt-in, issue 7) ------------------------------------------
-INPUT_MESSAGES: Final = _g.GEN_AI_INPUT_MESSAGES
-OUTPUT_MESSAGES: Final = _g.GEN_AI_OUTPUT_MESSAGES
-SYSTEM_INSTRUCTIONS: Final = _g.GEN_AI_SYSTEM_INSTRUCTIONS
-TOOL_DEFINITIONS: Final = _g.GEN_AI_TOOL_DEFINITIONS
-TOOL_CALL_ARGUMENTS: Final = _g.GEN_AI_TOOL_CALL_ARGUMENTS
-TOOL_CALL_RESULT: Final = _g.GEN_AI_TOOL_CALL_RESULT
+INPUT_MESSAGES: Final = "gen_ai.input.messages"
+OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
+TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
 CONTENT_ATTRIBUTES: Final = frozenset(
     {
         INPUT_MESSAGES,
@@ -120,16 +186,16 @@ LETTA_AGENT_PROVIDER: Final = "letta"
 
 # Letta provider / model_endpoint_type → gen_ai.provider.name. Others pass through.
 _PROVIDER_NAMES: Final[dict[str, str]] = {
-    "openai": _g.GenAiProviderNameValues.OPENAI.value,
-    "anthropic": _g.GenAiProviderNameValues.ANTHROPIC.value,
-    "azure": _g.GenAiProviderNameValues.AZURE_AI_OPENAI.value,
-    "bedrock": _g.GenAiProviderNameValues.AWS_BEDROCK.value,
-    "google_ai": _g.GenAiProviderNameValues.GCP_GEMINI.value,
-    "google_vertex": _g.GenAiProviderNameValues.GCP_VERTEX_AI.value,
-    "mistral": _g.GenAiProviderNameValues.MISTRAL_AI.value,
-    "xai": _g.GenAiProviderNameValues.X_AI.value,
-    "groq": _g.GenAiProviderNameValues.GROQ.value,
-    "deepseek": _g.GenAiProviderNameValues.DEEPSEEK.value,
+    "openai": PROVIDER_OPENAI,
+    "anthropic": PROVIDER_ANTHROPIC,
+    "azure": PROVIDER_AZURE_AI_OPENAI,
+    "bedrock": PROVIDER_AWS_BEDROCK,
+    "google_ai": PROVIDER_GCP_GEMINI,
+    "google_vertex": PROVIDER_GCP_VERTEX_AI,
+    "mistral": PROVIDER_MISTRAL_AI,
+    "xai": PROVIDER_X_AI,
+    "groq": PROVIDER_GROQ,
+    "deepseek": PROVIDER_DEEPSEEK,
 }
 
 

@@ -177,19 +177,19 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
     step_context = spans[0].context  # the children's parent: the same value, built once
     policy = ctx.policy
     if timing.llm is not None or record.trace is not None:
-        llm_attributes = _llm_attributes(record)
+        llm_attrs = llm_attributes(record)
         spans.append(
             _make_span(
                 ctx,
-                name=f"{sc.OP_CHAT} {_request_model(record)}".rstrip(),
+                name=f"{sc.OP_CHAT} {request_model(record)}".rstrip(),
                 trace_id=trace_id,
                 span_id=ids.span_id("llm", step.id),
                 parent=step_context,
                 kind=SpanKind.CLIENT,
                 window=timing.llm or timing.step,
-                attributes=llm_attributes,
+                attributes=llm_attrs,
                 status=_llm_status(record),
-                captured=capture_llm(record, llm_attributes, policy) if policy.capture else None,
+                captured=capture_llm(record, llm_attrs, policy) if policy.capture else None,
             )
         )
     for (call_id, name, status), window in zip(tools, timing.tools, strict=True):
@@ -281,7 +281,7 @@ def _exception_events(error_type: str | None, error: ErrorData | None, at_ns: in
 # --- LLM call -----------------------------------------------------------------------
 
 
-def _request_model(record: StepRecord) -> str:
+def request_model(record: StepRecord) -> str:
     request = record.trace.request_json if record.trace else None
     model = (request or {}).get("model")
     if isinstance(model, str) and model:
@@ -289,7 +289,7 @@ def _request_model(record: StepRecord) -> str:
     return record.step.model or ""
 
 
-def _llm_attributes(record: StepRecord) -> Attrs:
+def llm_attributes(record: StepRecord) -> Attrs:
     """The chat span's attributes (a fresh copy: callers add to it)."""
     cached = record.memo.get("llm_attributes")
     if cached is None:
@@ -311,7 +311,7 @@ def _compute_llm_attributes(record: StepRecord) -> Attrs:
         sc.genai_provider_name(endpoint_type if isinstance(endpoint_type, str) else None)
         or sc.genai_provider_name(step.provider_name),
     )
-    _put(attrs, sc.REQUEST_MODEL, _request_model(record))
+    _put(attrs, sc.REQUEST_MODEL, request_model(record))
     _put(attrs, sc.RESPONSE_MODEL, provider.response_model(response))
     _put(attrs, sc.RESPONSE_ID, provider.response_id(response))
     _put(attrs, sc.RESPONSE_FINISH_REASONS, provider.finish_reasons(response))
@@ -507,7 +507,7 @@ def map_run(record: RunRecord, ctx: MappingContext, trace_id: int) -> ReadableSp
 
     status, events = _UNSET, []
     if run.status == "failed":
-        error_type, error = _run_error(run)
+        error_type, error = run_error(run)
         attrs[sc.ERROR_TYPE] = error_type
         status = Status(StatusCode.ERROR, cut_text(error.message or "", MAX_STATUS_MESSAGE_BYTES))
         events = _exception_events(error_type, error, window.end_ns)
@@ -525,7 +525,7 @@ def map_run(record: RunRecord, ctx: MappingContext, trace_id: int) -> ReadableSp
     )
 
 
-def _run_error(run: Run) -> tuple[str, ErrorData]:
+def run_error(run: Run) -> tuple[str, ErrorData]:
     """``metadata.error`` is a string (sync runs) or an error_message object (streamed)."""
     raw = run.error
     if isinstance(raw, dict):

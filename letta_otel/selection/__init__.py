@@ -6,5 +6,6 @@
 * :mod:`.sampling` — keep a deterministic share of successful runs, every run with a
   failure whole; pure.
 * :mod:`.policy` — applies both to the open steps of a poll cycle (the bridge's hook).
-* :mod:`.config` — parsers for the settings.
+
+The parsers of their settings belong to the configuration (:mod:`letta_otel.config.selection`).
 """

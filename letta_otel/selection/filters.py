@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 from letta_otel.letta.models import Run, Step
 
-STEP_STATUS_CHOICES: tuple[str, ...] = ("success", "failed", "cancelled", "incomplete")
 INCOMPLETE = "incomplete"
 
 

@@ -174,9 +174,9 @@ def test_batches_are_bounded(run_once: RunOnce, receiver: OtlpReceiver) -> None:
 def test_batches_are_bounded_by_their_encoded_bytes(
     protocol: str, receiver: OtlpReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # gRPC batches are sized by their encoding (made once, when a unit joins a batch);
-    # http/protobuf ones by the upper-bound estimate. Either way no request is larger
-    # than the bound, the resource and scope written once per request included.
+    # Batches are sized by the upper-bound estimate (the SDK exporters encode them once,
+    # when they send them): no request is larger than the bound, the resource and scope
+    # written once per request included.
     data = FakeLettaData.generate(150, spacing=timedelta(milliseconds=5))
     limit = 64 * 1024
     with FakeLettaServer(data) as letta:
@@ -189,8 +189,9 @@ def test_batches_are_bounded_by_their_encoded_bytes(
     assert all(r.uncompressed_bytes or r.body_bytes for r in accepted)
     sizes = [r.uncompressed_bytes or r.body_bytes for r in accepted]
     assert max(sizes) <= limit
-    if protocol == "grpc":  # exact sizes: batches come close to the bound
-        assert sorted(sizes)[len(sizes) // 2] > limit * 0.9
+    # The estimate overshoots the encoding by about a tenth (tests/export/
+    # test_request_size.py): batches still come close to the bound, whatever the protocol.
+    assert sorted(sizes)[len(sizes) // 2] > limit * 0.75
     exported = _exported_step_ids(receiver.spans)
     assert set(exported) == set(data.expected_terminal_step_ids())
     assert max(exported.values()) == 1

@@ -397,6 +397,7 @@ def test_busy_health_port_is_exit_2_with_one_message(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         proc = spawn(
             {
+                "LETTA_BASE_URL": "http://localhost:8283",  # self-hosted: no API key needed
                 "LETTA_OTEL_HEALTH_ADDR": f"127.0.0.1:{port}",
                 "LETTA_OTEL_STATE_PATH": str(tmp_path / "state.db"),
             },

@@ -7,10 +7,11 @@ import dataclasses
 
 import pytest
 
-from letta_otel.letta.client import LettaClient, LettaError, RetryPolicy
+from letta_otel.letta.client import LettaClient, LettaError
 from letta_otel.letta.enrich import Enricher, StepParts, needs_messages
 from letta_otel.mapping import ids
 from letta_otel.mapping.spans import map_step
+from letta_otel.retry import Backoff, RetryPolicy
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer
 from tests.mapping.test_spans import CTX, span_dict
 from tests.samples import SCENARIOS, load_scenario
@@ -54,7 +55,7 @@ def test_trace_and_metrics_come_one_request_each_and_a_failure_names_its_route()
     """Enricher.trace and Enricher.metrics: a request each (the bridge makes them one
     after the other); one failing for good raises a LettaError naming what failed."""
     step_id = "step-7703d0ed-f6b9-4fc8-add2-e7497cd9b052"
-    retry = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)
+    retry = RetryPolicy(attempts=2, backoff=Backoff(initial=0.01, maximum=0.02, jitter=0.5))
 
     async def go(server: FakeLettaServer) -> tuple[StepParts, BaseException | None]:
         async with LettaClient(server.base_url, retry=retry, timeout=2) as client:

@@ -187,6 +187,7 @@ def test_cli_exits_2_with_every_problem_named(
 ) -> None:
     for key in ("LETTA_OTEL_SAMPLE_RATIO", "LETTA_OTEL_FILTER_AGENT_IDS", "LETTA_OTEL_CONFIG"):
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("LETTA_BASE_URL", "http://localhost:8283")  # self-hosted: no key needed
     code = cli.main(["run", "--once", "--sample-ratio", "0.3", "--filter-agent-id", "agent-nope"])
     assert code == 2
     err = capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Parsers and display helpers for the filter and sampling settings (see ``settings``).
+"""Filter and sampling values: parsers and display helpers (used by letta_otel.selection).
 
 Every list setting takes a comma-separated string (environment, one flag value), a TOML
 array or repeated flags; items are trimmed, empty items dropped, duplicates removed (first
@@ -12,10 +12,10 @@ import re
 from collections.abc import Callable, Iterable
 from fractions import Fraction
 
-from letta_otel._config_parsing import InvalidValue, suggest
-from letta_otel.selection.filters import STEP_STATUS_CHOICES
+from letta_otel.config.values import InvalidValue, suggest
 
 __all__ = [
+    "STEP_STATUS_CHOICES",
     "format_sample_ratio",
     "parse_agent_ids",
     "parse_model_handles",
@@ -25,6 +25,9 @@ __all__ = [
     "show_list",
 ]
 
+# What a step-status filter can name: Letta's three terminal statuses, plus "incomplete"
+# (a step still pending after pending_timeout, exported as it is).
+STEP_STATUS_CHOICES: tuple[str, ...] = ("success", "failed", "cancelled", "incomplete")
 _AGENT_ID = re.compile(
     r"agent-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
