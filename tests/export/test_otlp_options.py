@@ -32,6 +32,7 @@ from letta_otel.export.otlp_options import (
 )
 from letta_otel.settings import load_settings
 from letta_otel.telemetry import Telemetry, build_metric_exporter
+from tests.system_tools import skip_without
 
 
 def test_compression_names() -> None:
@@ -61,6 +62,7 @@ def test_files(tmp_path: Path) -> None:
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    skip_without("openssl")
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
          "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
