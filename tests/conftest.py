@@ -1,11 +1,12 @@
 """Root test configuration: local opt-outs for tests against heavy real components.
 
-Tests marked ``live`` drive the real Letta server kit (``../shared/letta-live``); skip
-them with ``pytest --no-live`` or ``LETTA_OTEL_SKIP_LIVE=1``. Tests marked ``phoenix``
-export to a real Arize Phoenix (installed on first use into /tmp/phoenix-venv); skip
-them with ``--no-phoenix`` or ``LETTA_OTEL_SKIP_PHOENIX=1`` — ``--no-live`` skips them
-too. Under ``CI=true`` every opt-out is ignored, so CI cannot silently pass without
-the contract tests (a missing kit fails there).
+Tests marked ``live`` drive the repository's real Letta 0.16.8 kit (``tests/live/kit``,
+installed from PyPI into the temp dir on first use); skip them with ``pytest --no-live``
+or ``LETTA_OTEL_SKIP_LIVE=1``. Tests marked ``phoenix`` export to a real Arize Phoenix
+(also installed into the temp dir on first use); skip them with ``--no-phoenix`` or
+``LETTA_OTEL_SKIP_PHOENIX=1`` — ``--no-live`` skips them too. Both only save time: from a
+lone clone they run (a kit that cannot start fails them). Under ``CI=true`` every opt-out
+is ignored, so CI cannot silently pass without the contract tests.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--no-live",
         action="store_true",
         default=False,
-        help="skip tests marked 'live' (real Letta server kit); also LETTA_OTEL_SKIP_LIVE=1. "
+        help="skip tests marked 'live' (the real Letta kit in tests/live/kit); also "
+        "LETTA_OTEL_SKIP_LIVE=1. "
         "Ignored when CI=true.",
     )
     parser.addoption(

@@ -1,11 +1,13 @@
 """A real backend: export the fake Letta dataset to Arize Phoenix and read it back.
 
-A session fixture installs ``arize-phoenix`` (pinned, :data:`PHOENIX_VERSION`) into its own
-venv (``/tmp/phoenix-venv``, reused while it holds the same version; a lock file serialises
-sessions), starts ``phoenix serve`` with BOTH its HTTP and gRPC servers on 127.0.0.1 (via
-``_phoenix_launcher.py``: Phoenix has no setting for the gRPC host) on free ports and a
-temporary working directory, checks with ``ss`` that nothing of it listens beyond
-loopback, and stops it at the end.
+A session fixture installs ``arize-phoenix`` (:data:`PHOENIX_VERSION`, its dependencies
+pinned by ``constraints-phoenix-20.26.1.txt``) from PyPI into its own venv under the temp
+dir (``tests/cached_venv.py``: keyed by a hash of the pins and the interpreter, reused
+while they are unchanged, installs serialised by a lock file), starts ``phoenix serve``
+with BOTH its HTTP and gRPC servers on 127.0.0.1 (via ``_phoenix_launcher.py``: Phoenix
+has no setting for the gRPC host) on free ports and a temporary working directory, checks
+(in /proc, no ``ss`` needed) that nothing of it listens beyond loopback, and stops it at
+the end.
 
 Each protocol exports its own freshly generated dataset (10 runs, one per captured
 scenario) with the real CLI, ``letta-otel run --once``, into its own Phoenix project
@@ -21,15 +23,12 @@ under ``CI=true``.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -37,19 +36,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from letta_otel.mapping import ids
+from tests import listening
+from tests.cached_venv import InstallError, VenvSpec, ensure
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer
-from tests.machine_lock import exclusive_lock
+from tests.plain_http import Http
 
 PHOENIX_VERSION = "20.26.1"
-PHOENIX_VENV = Path(os.environ.get("LETTA_OTEL_PHOENIX_VENV", "/tmp/phoenix-venv"))
-LAUNCHER = Path(__file__).with_name("_phoenix_launcher.py")
-REPO = Path(__file__).resolve().parents[2]
-LOCK_PATH = Path(tempfile.gettempdir()) / "letta-otel-phoenix.lock"
-INSTALL_TIMEOUT = 900
+HERE = Path(__file__).resolve().parent
+CONSTRAINTS = HERE / f"constraints-phoenix-{PHOENIX_VERSION}.txt"
+LAUNCHER = HERE / "_phoenix_launcher.py"
+REPO = HERE.parents[1]
+INSTALL_TIMEOUT = 1200
 START_TIMEOUT = 180
 INGEST_TIMEOUT = 60
 N_RUNS = 10  # generate() cycles the 10 captured scenarios: every span shape once
@@ -63,42 +63,16 @@ pytestmark = [pytest.mark.phoenix, pytest.mark.timeout(INSTALL_TIMEOUT + START_T
 
 def ensure_phoenix() -> tuple[Path, float]:
     """The Phoenix venv's python, and how long installing took (0 when reused)."""
-    python = PHOENIX_VENV / "bin" / "python"
-    marker = PHOENIX_VENV / ".letta-otel-phoenix-version"
-    with exclusive_lock(
-        LOCK_PATH, INSTALL_TIMEOUT, held=f"{LOCK_PATH} stayed locked for {INSTALL_TIMEOUT}s"
-    ):
-        if python.exists() and marker.exists() and marker.read_text().strip() == PHOENIX_VERSION:
-            return python, 0.0
-        started = time.monotonic()
-        shutil.rmtree(PHOENIX_VENV, ignore_errors=True)
-        log = Path(tempfile.gettempdir()) / "letta-otel-phoenix-install.log"
-        with log.open("w") as out:
-            for argv in (
-                [sys.executable, "-m", "venv", str(PHOENIX_VENV)],
-                [
-                    str(python),
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--no-input",
-                    f"arize-phoenix=={PHOENIX_VERSION}",
-                ],
-            ):
-                proc = subprocess.run(
-                    argv,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    timeout=INSTALL_TIMEOUT,
-                    check=False,
-                )
-                if proc.returncode != 0:
-                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-                    pytest.fail(f"{' '.join(argv)} failed:\n{tail}", pytrace=False)
-        marker.write_text(PHOENIX_VERSION + "\n")
-        return python, time.monotonic() - started
+    spec = VenvSpec(
+        name=f"phoenix-{PHOENIX_VERSION}",
+        requirements=(f"arize-phoenix=={PHOENIX_VERSION}",),
+        constraints=CONSTRAINTS,
+    )
+    try:
+        venv = ensure(spec, timeout=INSTALL_TIMEOUT)
+    except (InstallError, TimeoutError) as exc:
+        pytest.fail(f"installing Phoenix failed: {exc}", pytrace=False)
+    return venv.python, venv.install_seconds
 
 
 # -------------------------------------------------------------------------------- server
@@ -113,31 +87,6 @@ def _free_ports(n: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
-
-
-def listening_addresses(pid: int) -> list[tuple[str, int]]:
-    """(host, port) of every TCP socket ``pid`` listens on, from ``ss -ltnp``."""
-    out = subprocess.run(
-        ["ss", "-Hltnp"], capture_output=True, text=True, check=True, timeout=30
-    ).stdout
-    found = []
-    for line in out.splitlines():
-        if f"pid={pid}," not in line:
-            continue
-        local = line.split()[3]
-        host, _, port = local.rpartition(":")
-        found.append((host.strip("[]"), int(port)))
-    return found
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        address = ipaddress.ip_address(host.split("%", maxsplit=1)[0])
-    except ValueError:
-        return False  # "*" = every interface
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
 
 
 @dataclass
@@ -169,6 +118,7 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
         PHOENIX_GRPC_PORT=str(grpc_port),
         PHOENIX_WORKING_DIR=str(workdir),
         PHOENIX_TELEMETRY_ENABLED="false",
+        HOME=str(workdir),  # whatever Phoenix's libraries cache stays in the temp dir
     )
     log = workdir / "phoenix.log"
     started = time.monotonic()
@@ -190,18 +140,15 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
                 pytest.fail(
                     f"phoenix exited {proc.returncode}:\n{server.log_tail()}", pytrace=False
                 )
-            try:
-                if httpx.get(f"{server.base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+            if Http(server.base_url).healthy("/healthz"):
+                break
             if time.monotonic() > deadline:
                 pytest.fail(f"phoenix not ready in {START_TIMEOUT}s:\n{server.log_tail()}")
             time.sleep(0.25)
         server.start_seconds = time.monotonic() - started
         print(
             f"\nphoenix {PHOENIX_VERSION}: install {install_seconds:.1f}s "
-            f"(0 = reused {PHOENIX_VENV}), ready in {server.start_seconds:.1f}s"
+            f"(0 = reused {python.parents[1]}), ready in {server.start_seconds:.1f}s"
         )
         yield server
     finally:
@@ -214,11 +161,12 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
             proc.wait(timeout=10)
 
 
+@pytest.mark.skipif(not listening.supported(), reason="reads /proc/<pid>/net/tcp: Linux only")
 def test_phoenix_listens_on_loopback_only(phoenix: Phoenix) -> None:
-    addresses = listening_addresses(phoenix.proc.pid)
+    addresses = listening.listening_addresses(phoenix.proc.pid)
     ports = {port for _, port in addresses}
     assert {phoenix.http_port, phoenix.grpc_port} <= ports, addresses
-    exposed = [(host, port) for host, port in addresses if not is_loopback(host)]
+    exposed = [(host, port) for host, port in addresses if not listening.is_loopback(host)]
     assert not exposed, f"phoenix listens beyond loopback: {exposed}"
 
 
@@ -263,8 +211,8 @@ def read_spans(
 ) -> list[PhoenixSpan]:
     params: list[tuple[str, str | int]] = [("limit", 1000)]
     params += [("trace_id", t) for t in trace_ids or []]
-    response = httpx.get(
-        f"{phoenix.base_url}/v1/projects/{project}/spans/otlpv1", params=params, timeout=30
+    response = Http(phoenix.base_url, timeout=30).get(
+        f"/v1/projects/{project}/spans/otlpv1", params=params
     )
     if response.status_code == 404:  # the project appears with its first span
         return []

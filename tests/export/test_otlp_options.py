@@ -33,6 +33,7 @@ from letta_otel.export.otlp_options import (
 )
 from letta_otel.metrics_otlp import build_metric_exporter
 from letta_otel.telemetry import Telemetry
+from tests.system_tools import skip_without
 
 
 def test_compression_names() -> None:
@@ -62,6 +63,7 @@ def test_files(tmp_path: Path) -> None:
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    skip_without("openssl")
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
          "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",

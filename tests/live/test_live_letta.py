@@ -1,23 +1,22 @@
-"""Contract test against the REAL Letta 0.16.8 server (kit: ``<repo>/../shared/letta-live``).
+"""Contract test against the REAL Letta 0.16.8 server of the repository's kit (tests/live/kit).
 
-A module fixture starts the kit's server (or reuses one that is already running, e.g.
-a colleague's) and seeds it once with ``seed_traffic.py``. Each test then runs the
+The session fixture ``letta_kit`` (conftest.py) starts the kit (or reuses one already up)
+and seeds it with every scenario of ``tests/live/kit/seed.py``. Each test then runs the
 real CLI (``python -m letta_otel run --once``) as a subprocess against it, exporting to
 an in-process ``OtlpReceiver``, and compares what the receiver decoded with what the
-live API says, computed independently with httpx:
+live API says, read independently with a stdlib client (``tests/plain_http.py``):
 
 * stock server: ``GET /v1/steps/`` answers HTTP 400, so discovery falls back to
   ``/v1/runs/`` (gRPC and HTTP/protobuf), a restart with the same state exports
   nothing twice, and fresh traffic exports exactly the new terminal steps;
-* patched server (``LETTA_PATCH_LIST_STEPS=1 ./run_letta.sh restart``): the
-  ``/v1/steps/`` cursor with ``LETTA_OTEL_DISCOVERY=steps``. The server is ALWAYS put
-  back the way it was found (other people use it).
+* the kit's second instance on the same database, with that route fixed: the
+  ``/v1/steps/`` cursor with ``LETTA_OTEL_DISCOVERY=steps``.
 
-The database may hold traffic from earlier sessions, so the expected set is "every
-terminal step of every run created inside the configured lookback", and the lookback is
-chosen so that no run sits near its boundary. To tolerate someone else sending traffic
-meanwhile, the API is read before and after each bridge run: the exported set must lie
-between the two (on a quiet server they are equal, so this is an equality).
+The database may hold traffic from earlier sessions (a reused kit), so the expected set
+is "every terminal step of every run created inside the configured lookback", and the
+lookback is chosen so that no run sits near its boundary. To tolerate someone else
+sending traffic meanwhile, the API is read before and after each bridge run: the exported
+set must lie between the two (on a quiet server they are equal, so this is an equality).
 """
 
 from __future__ import annotations
@@ -26,27 +25,20 @@ import functools
 import os
 import subprocess
 import sys
-import tempfile
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-import httpx
 import pytest
 
 from tests.fakes.otlp_receiver import OtlpReceiver, ReceivedSpan
-from tests.machine_lock import exclusive_lock
+from tests.live.conftest import KIT_TIMEOUT, LettaKit
+from tests.live.kit import Http
 
 REPO = Path(__file__).resolve().parents[2]
-KIT = REPO.parent / "shared" / "letta-live"
-LETTA_PORT = int(os.environ.get("LETTA_PORT", "8283"))
-BASE_URL = f"http://127.0.0.1:{LETTA_PORT}"
-LIVE_DIR = Path(os.environ.get("LETTA_LIVE_DIR", "/tmp/letta-live"))
-LOCK_PATH = Path(tempfile.gettempdir()) / "letta-otel-live-tests.lock"
 
 STEP_TERMINAL = frozenset({"success", "failed", "cancelled"})
 RUN_TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
@@ -54,69 +46,37 @@ RUN_TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
 # bridge's "now - lookback" and ours select the same runs for the whole test module.
 BOUNDARY_MARGIN = timedelta(minutes=10)
 DEFAULT_LOOKBACK = timedelta(hours=2)
-# Scenarios of seed_traffic.py sent as "new traffic" after a restart: 7 steps, 2 failed.
+# Scenarios of the kit's seed sent as "new traffic" after a restart: 7 steps, 2 failed.
 NEW_TRAFFIC = ("plain", "tool_two_steps", "fail_http500", "stream_fail", "memgpt_tool")
 NEW_TRAFFIC_MIN_STEPS = 7
 
-# Bounded waits (seconds). A cold `start` installs Letta into /tmp/letta-venv (~3 min).
-START_TIMEOUT = 900
-RESTART_TIMEOUT = 240
-STOP_TIMEOUT = 120
-SEED_TIMEOUT = 300
 BRIDGE_TIMEOUT = 180
-LOCK_TIMEOUT = 300
 
 _ISOLATE_PREFIXES = ("LETTA_", "OTEL_", "HONEYCOMB_")
-# The kit's own knobs (see the header of run_letta.sh) pass through to it.
-_KIT_KNOBS = frozenset(
-    {
-        "LETTA_VENV",
-        "LETTA_LIVE_DIR",
-        "LETTA_PORT",
-        "LETTA_PG_PORT",
-        "LETTA_WITH_OTEL",
-        "LETTA_DISABLE_SQLALCHEMY_POOLING",
-    }
-)
 
-pytestmark = [pytest.mark.live, pytest.mark.timeout(START_TIMEOUT + 600)]
+pytestmark = [pytest.mark.live, KIT_TIMEOUT]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(_ISOLATE_PREFIXES) or k in _KIT_KNOBS
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_ISOLATE_PREFIXES)}
     env.update(extra)
     return env
 
 
-def letta_log_tail(lines: int = 60) -> str:
-    path = LIVE_DIR / "letta.out"
-    try:
-        text = path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError as exc:
-        return f"(no {path}: {exc})"
-    return f"--- tail of {path} ---\n" + "\n".join(text)
-
-
 def dump_letta_log_on_failure(test: Callable[P, R]) -> Callable[P, R]:
-    """Print the tail of the server log when the test fails (pytest shows it)."""
+    """Print the tail of the kit's server logs when the test fails (pytest shows it)."""
 
     @functools.wraps(test)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return test(*args, **kwargs)
         except BaseException:
-            print(letta_log_tail())
+            live = kwargs.get("live")
+            if isinstance(live, Live):
+                print(live.kit.log_tail())
             raise
 
     return wrapper
@@ -136,170 +96,29 @@ def run_uuid_hex(run_id: str) -> str:
 # --------------------------------------------------------------------------- the server
 
 
-class LiveKit:
-    """Drives ``run_letta.sh`` / ``seed_traffic.py``; remembers what it changed."""
-
-    def __init__(self, kit: Path, log_dir: Path) -> None:
-        self.kit = kit
-        self.log_dir = log_dir
-        self.http = httpx.Client(base_url=BASE_URL, timeout=60.0)
-        self.durations: dict[str, float] = {}
-
-    def close(self) -> None:
-        self.http.close()
-
-    def script(self, *args: str, timeout: float, **env: str) -> str:
-        # Output goes to a file, not a pipe: the servers run_letta.sh leaves behind
-        # must not hold our pipe open.
-        out = self.log_dir / f"run_letta-{'-'.join(args)}-{time.monotonic_ns()}.log"
-        with out.open("w") as handle:
-            proc = subprocess.run(
-                ["bash", str(self.kit / "run_letta.sh"), *args],
-                cwd=self.kit,
-                env=_clean_env(**env),
-                stdin=subprocess.DEVNULL,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-                check=False,
-            )
-        text = out.read_text(errors="replace")
-        if proc.returncode != 0:
-            pytest.fail(
-                f"run_letta.sh {' '.join(args)} exited {proc.returncode}:\n{text}\n"
-                f"{letta_log_tail()}",
-                pytrace=False,
-            )
-        return text
-
-    def healthy(self) -> bool:
-        try:
-            return self.http.get("/v1/health/", timeout=5.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def status(self) -> dict[str, bool]:
-        text = self.script("status", timeout=60)
-        running: dict[str, bool] = {}
-        for line in text.splitlines():
-            name, sep, rest = line.partition(":")
-            if sep:
-                running[name.strip()] = rest.strip().startswith("running")
-        return running
-
-    def steps_route_works(self) -> bool:
-        code = self.http.get("/v1/steps/", params={"limit": 1}).status_code
-        if code not in {200, 400}:
-            pytest.fail(f"GET /v1/steps/ answered {code}; expected 200 or 400", pytrace=False)
-        return code == 200
-
-    def restart(self, *, patched: bool) -> None:
-        """Restart letta with the GET /v1/steps/ fix applied or removed.
-
-        ``./run_letta.sh patch && ./run_letta.sh restart`` does NOT work: ``restart``
-        re-applies ``LETTA_PATCH_LIST_STEPS`` (default 0), which undoes the patch. The
-        knob on ``restart`` both edits the venv and restarts, so use that.
-        """
-        started = time.monotonic()
-        self.script(
-            "restart", timeout=RESTART_TIMEOUT, LETTA_PATCH_LIST_STEPS="1" if patched else "0"
-        )
-        if not self.healthy():
-            pytest.fail(f"letta is not healthy after restart\n{letta_log_tail()}", pytrace=False)
-        self.durations[f"restart(patched={patched})"] = time.monotonic() - started
-        if self.steps_route_works() != patched:
-            pytest.fail(
-                f"after restart (patched={patched}) GET /v1/steps/ still behaves the other way",
-                pytrace=False,
-            )
-
-    def ensure(self, *, patched: bool) -> None:
-        if self.steps_route_works() != patched:
-            self.restart(patched=patched)
-
-    def seed(self, *only: str) -> str:
-        started = time.monotonic()
-        args = [sys.executable, "seed_traffic.py", "--base-url", BASE_URL]
-        if only:
-            args += ["--only", *only]
-        try:
-            proc = subprocess.run(
-                args,
-                cwd=self.kit,
-                env=_clean_env(),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=SEED_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            pytest.fail(f"seed_traffic.py timed out: {exc}\n{letta_log_tail()}", pytrace=False)
-        if proc.returncode != 0:
-            pytest.fail(
-                f"seed_traffic.py exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}\n"
-                f"{letta_log_tail()}",
-                pytrace=False,
-            )
-        self.durations[f"seed({' '.join(only) or 'all'})"] = time.monotonic() - started
-        return proc.stdout
+def steps_route_works(http: Http) -> bool:
+    code = http.get("/v1/steps/", params={"limit": 1}).status_code
+    if code not in {200, 400}:
+        pytest.fail(f"GET /v1/steps/ answered {code}; expected 200 or 400", pytrace=False)
+    return code == 200
 
 
 @dataclass
 class Live:
-    kit: LiveKit
-    initially_patched: bool
-    started_here: bool
-    durations: dict[str, float] = field(default_factory=dict)
+    kit: LettaKit
+
+    @property
+    def base_url(self) -> str:
+        return self.kit.base_url
+
+    @property
+    def http(self) -> Http:
+        return self.kit.http
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    if not (KIT / "run_letta.sh").is_file() or not (KIT / "seed_traffic.py").is_file():
-        message = (
-            f"Letta live kit not found at {KIT} (expected run_letta.sh and seed_traffic.py; "
-            "the repo must have shared/letta-live beside it)"
-        )
-        if _in_ci():
-            pytest.fail(f"CI=true: {message}", pytrace=False)
-        pytest.skip(message)
-
-    kit = LiveKit(KIT, tmp_path_factory.mktemp("letta-live-logs"))
-    # Serialise live-test sessions on this machine (they restart the shared server).
-    with exclusive_lock(
-        LOCK_PATH, LOCK_TIMEOUT, held=f"another live-test session holds {LOCK_PATH}"
-    ):
-        started_here = False
-        before: dict[str, bool] = {}
-        if kit.healthy():
-            print(f"reusing the Letta server already running at {BASE_URL}")
-        else:
-            before = kit.status()
-            began = time.monotonic()
-            kit.script("start", timeout=START_TIMEOUT, LETTA_PATCH_LIST_STEPS="0")
-            kit.durations["start"] = time.monotonic() - began
-            started_here = True
-            if not kit.healthy():
-                pytest.fail(f"letta did not come up\n{letta_log_tail()}", pytrace=False)
-        live = Live(kit, kit.steps_route_works(), started_here, kit.durations)
-        try:
-            kit.ensure(patched=False)
-            kit.seed()
-            yield live
-        finally:
-            try:
-                if live.started_here:
-                    if any(before.values()):
-                        # Parts were running before (not by us): only bring letta back to
-                        # stock rather than stopping somebody else's postgres/fake LLM.
-                        kit.ensure(patched=False)
-                    else:
-                        kit.script("stop", timeout=STOP_TIMEOUT)
-                else:
-                    kit.ensure(patched=live.initially_patched)
-            finally:
-                print("live kit durations:", {k: round(v, 1) for k, v in kit.durations.items()})
-                kit.close()
+@pytest.fixture
+def live(letta_kit: LettaKit) -> Live:
+    return Live(letta_kit)
 
 
 # --------------------------------------------------------------------------- the truth
@@ -321,14 +140,14 @@ class Snapshot:
         return {rid for rid, run in self.runs.items() if run["status"] in RUN_TERMINAL}
 
 
-def list_runs(http: httpx.Client) -> list[dict[str, Any]]:
+def list_runs(http: Http) -> list[dict[str, Any]]:
     response = http.get("/v1/runs/", params={"order": "desc", "limit": 1000})
     response.raise_for_status()
     runs: list[dict[str, Any]] = response.json()
     return runs
 
 
-def choose_lookback(http: httpx.Client) -> timedelta:
+def choose_lookback(http: Http) -> timedelta:
     """2h, unless a run was created within BOUNDARY_MARGIN of that boundary: then more."""
     now = datetime.now(UTC)
     ages = [now - created for r in list_runs(http) if (created := _parse_ts(r.get("created_at")))]
@@ -338,7 +157,7 @@ def choose_lookback(http: httpx.Client) -> timedelta:
     return timedelta(seconds=int(lookback.total_seconds()) + 1)
 
 
-def snapshot(http: httpx.Client, lookback: timedelta) -> Snapshot:
+def snapshot(http: Http, lookback: timedelta) -> Snapshot:
     runs = list_runs(http)
     cutoff = datetime.now(UTC) - lookback
     window = {
@@ -347,7 +166,7 @@ def snapshot(http: httpx.Client, lookback: timedelta) -> Snapshot:
         if (created := _parse_ts(r.get("created_at"))) is None or created > cutoff
     }
     assert len(runs) < 1000 or len(window) < len(runs), (
-        "more than 1000 runs inside the lookback; wipe the kit DB (./run_letta.sh reset)"
+        "more than 1000 runs inside the lookback; restart the kit (python -m tests.live.kit stop)"
     )
     steps: dict[str, dict[str, Any]] = {}
     for run_id in window:
@@ -374,6 +193,7 @@ class BridgeRun:
 
 
 def run_bridge(
+    base_url: str,
     receiver: OtlpReceiver,
     state_path: Path,
     *,
@@ -384,7 +204,7 @@ def run_bridge(
 ) -> BridgeRun:
     endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
     env = _clean_env(
-        LETTA_BASE_URL=BASE_URL,
+        LETTA_BASE_URL=base_url,
         OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
         OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
         OTEL_EXPORTER_OTLP_TIMEOUT="10000",
@@ -408,11 +228,17 @@ def run_bridge(
 
 
 def run_backfill(
-    receiver: OtlpReceiver, state_path: Path, *, lookback: timedelta, discovery: str = "auto"
+    base_url: str,
+    receiver: OtlpReceiver,
+    state_path: Path,
+    *,
+    lookback: timedelta,
+    discovery: str = "auto",
 ) -> BridgeRun:
     """``letta-otel backfill --since now-lookback`` (until now), over gRPC."""
     since = (datetime.now(UTC) - lookback).isoformat()
     return run_bridge(
+        base_url,
         receiver,
         state_path,
         protocol="grpc",
@@ -423,17 +249,17 @@ def run_backfill(
 
 
 def assert_backfill_contract(
-    live: Live, tmp_path: Path, lookback: timedelta, discovery: str
+    base_url: str, tmp_path: Path, lookback: timedelta, discovery: str
 ) -> None:
     """A backfill of the lookback exports what run --once would, once; again: nothing."""
-    http = live.kit.http
+    http = Http(base_url)
     state = tmp_path / f"backfill-{discovery}.db"
     with OtlpReceiver() as receiver:
         before = snapshot(http, lookback)
-        first = run_backfill(receiver, state, lookback=lookback, discovery=discovery)
+        first = run_backfill(base_url, receiver, state, lookback=lookback, discovery=discovery)
         after = snapshot(http, lookback)
         exported = assert_span_contract(http, first, before, after)
-        again = run_backfill(receiver, state, lookback=lookback, discovery=discovery)
+        again = run_backfill(base_url, receiver, state, lookback=lookback, discovery=discovery)
         assert again.returncode == 0, again.describe()
         assert not set(exported_step_ids(again.spans)) & exported
         assert max(exported_step_ids(receiver.spans).values()) == 1
@@ -452,9 +278,7 @@ def exported_step_ids(spans: list[ReceivedSpan]) -> Counter[str]:
     return Counter(str(s.attributes["letta.step.id"]) for s in _step_spans(spans))
 
 
-def assert_span_contract(
-    http: httpx.Client, run: BridgeRun, before: Snapshot, after: Snapshot
-) -> set[str]:
+def assert_span_contract(http: Http, run: BridgeRun, before: Snapshot, after: Snapshot) -> set[str]:
     """Everything promised about one ``--once`` export; returns the exported step ids.
 
     ``before``/``after`` are the live API read just before/after the bridge ran: every
@@ -497,7 +321,7 @@ def _assert_run_spans(
 
 
 def _assert_step_spans(
-    http: httpx.Client, spans: list[ReceivedSpan], runs: dict[str, ReceivedSpan]
+    http: Http, spans: list[ReceivedSpan], runs: dict[str, ReceivedSpan]
 ) -> dict[str, ReceivedSpan]:
     by_step: dict[str, ReceivedSpan] = {}
     for span in _step_spans(spans):
@@ -529,7 +353,7 @@ def _assert_step_spans(
 
 
 def _assert_chat_spans(
-    http: httpx.Client,
+    http: Http,
     spans: list[ReceivedSpan],
     step_spans: dict[str, ReceivedSpan],
     after: Snapshot,
@@ -581,12 +405,14 @@ def _assert_tool_spans(spans: list[ReceivedSpan]) -> None:
 def test_stock_server_exports_through_runs_fallback(
     live: Live, tmp_path: Path, protocol: str
 ) -> None:
-    http = live.kit.http
-    assert not live.kit.steps_route_works(), "expected the stock server (GET /v1/steps/ = 400)"
+    http = live.http
+    assert not steps_route_works(http), "expected the stock server (GET /v1/steps/ = 400)"
     lookback = choose_lookback(http)
     with OtlpReceiver() as receiver:
         before = snapshot(http, lookback)
-        run = run_bridge(receiver, tmp_path / "state.db", protocol=protocol, lookback=lookback)
+        run = run_bridge(
+            live.base_url, receiver, tmp_path / "state.db", protocol=protocol, lookback=lookback
+        )
         after = snapshot(http, lookback)
         exported = assert_span_contract(http, run, before, after)
         assert {r.protocol for r in receiver.requests} == {protocol.split("/", maxsplit=1)[0]}
@@ -600,17 +426,17 @@ def test_stock_server_exports_through_runs_fallback(
 def test_stock_restart_exports_nothing_twice_then_only_new_steps(
     live: Live, tmp_path: Path
 ) -> None:
-    http = live.kit.http
+    http = live.http
     state = tmp_path / "state.db"
     lookback = choose_lookback(http)
     with OtlpReceiver() as receiver:
         before = snapshot(http, lookback)
-        first = run_bridge(receiver, state, protocol="grpc", lookback=lookback)
+        first = run_bridge(live.base_url, receiver, state, protocol="grpc", lookback=lookback)
         after = snapshot(http, lookback)
         first_ids = assert_span_contract(http, first, before, after)
 
         # Same state file, nothing happened on the server: nothing is sent again.
-        again = run_bridge(receiver, state, protocol="grpc", lookback=lookback)
+        again = run_bridge(live.base_url, receiver, state, protocol="grpc", lookback=lookback)
         quiet_after = snapshot(http, lookback)
         assert again.returncode == 0, again.describe()
         new_ids = set(exported_step_ids(again.spans))
@@ -622,7 +448,7 @@ def test_stock_restart_exports_nothing_twice_then_only_new_steps(
         # New traffic: exactly the new terminal steps arrive, once.
         live.kit.seed(*NEW_TRAFFIC)
         seeded_before = snapshot(http, lookback)
-        third = run_bridge(receiver, state, protocol="grpc", lookback=lookback)
+        third = run_bridge(live.base_url, receiver, state, protocol="grpc", lookback=lookback)
         seeded_after = snapshot(http, lookback)
         assert third.returncode == 0, third.describe()
         third_ids = set(exported_step_ids(third.spans))
@@ -646,32 +472,33 @@ def test_stock_restart_exports_nothing_twice_then_only_new_steps(
 @pytest.mark.live
 @dump_letta_log_on_failure
 def test_stock_server_backfill_exports_the_range_once(live: Live, tmp_path: Path) -> None:
-    assert not live.kit.steps_route_works(), "expected the stock server (GET /v1/steps/ = 400)"
-    assert_backfill_contract(live, tmp_path, choose_lookback(live.kit.http), "runs")
+    assert not steps_route_works(live.http), "expected the stock server (GET /v1/steps/ = 400)"
+    assert_backfill_contract(live.base_url, tmp_path, choose_lookback(live.http), "runs")
 
 
 @pytest.mark.live
 @dump_letta_log_on_failure
 def test_patched_server_exports_through_steps_cursor(live: Live, tmp_path: Path) -> None:
-    http = live.kit.http
-    try:
-        live.kit.ensure(patched=True)
-        lookback = choose_lookback(http)
-        with OtlpReceiver() as receiver:
-            before = snapshot(http, lookback)
-            run = run_bridge(
-                receiver,
-                tmp_path / "state.db",
-                protocol="http/protobuf",
-                lookback=lookback,
-                discovery="steps",
-            )
-            after = snapshot(http, lookback)
-            assert_span_contract(http, run, before, after)
-        assert "discovering steps through /v1/steps/" in run.stderr, run.describe()
-        assert "/v1/runs/" not in run.stderr
-        # The same range as a backfill: start_date/end_date on the steps route.
-        assert_backfill_contract(live, tmp_path, choose_lookback(http), "steps")
-    finally:
-        # Other people use this server: always put back the stock behaviour.
-        live.kit.ensure(patched=False)
+    # The kit's second instance: the same database, GET /v1/steps/ fixed.
+    base_url = live.kit.fixed_base_url()
+    http = Http(base_url)
+    assert steps_route_works(http), "expected the fixed instance (GET /v1/steps/ = 200)"
+    lookback = choose_lookback(http)
+    with OtlpReceiver() as receiver:
+        before = snapshot(http, lookback)
+        run = run_bridge(
+            base_url,
+            receiver,
+            tmp_path / "state.db",
+            protocol="http/protobuf",
+            lookback=lookback,
+            discovery="steps",
+        )
+        after = snapshot(http, lookback)
+        assert_span_contract(http, run, before, after)
+    assert "discovering steps through /v1/steps/" in run.stderr, run.describe()
+    assert "/v1/runs/" not in run.stderr
+    # The same range as a backfill: start_date/end_date on the steps route.
+    assert_backfill_contract(base_url, tmp_path, choose_lookback(http), "steps")
+    # The stock server next to it still has the bug (the runs fallback is tested on it).
+    assert not steps_route_works(live.http)
