@@ -56,16 +56,16 @@ def _cprofile(out: Path, args: list[str]) -> int:
 
 # (module, attribute) of synchronous functions timed by LETTA_OTEL_PROFILER=sections.
 _SECTIONS = (
-    ("letta_otel.bridge", "map_step"),
-    ("letta_otel.bridge", "map_run"),
-    ("letta_otel.bridge", "_Exporter.measure"),
+    ("letta_otel.pipeline.steps", "map_step"),
+    ("letta_otel.pipeline.runs", "map_run"),
+    ("letta_otel.pipeline.batches", "BatchExporter.measure"),
     ("letta_otel.letta.client", "lean_trace"),
-    ("letta_otel.letta.client", "lean_trace_fields"),
+    ("letta_otel.letta.decode", "lean_trace_fields"),
     ("letta_otel.letta.client", "parse_list"),
-    ("letta_otel.state", "StateStore.mark_exported"),
-    ("letta_otel.state", "StateStore.record_discovered"),
-    ("letta_otel.state", "StateStore.open_steps"),
-    ("letta_otel.state", "StateStore.counts"),
+    ("letta_otel.state.store", "StateStore.mark_exported"),
+    ("letta_otel.state.store", "StateStore.record_discovered"),
+    ("letta_otel.state.store", "StateStore.open_steps"),
+    ("letta_otel.state.store", "StateStore.counts"),
     ("letta_otel.telemetry", "Telemetry.step_accounted"),
     ("letta_otel.telemetry", "Telemetry.run_accounted"),
 )

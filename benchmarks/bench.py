@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         os.sched_setaffinity(0, placement[0])  # this script; the servers inherit it
     if ns.concurrency is None:
         # Imported here: the harness drives the daemon through its CLI and environment.
-        from letta_otel.settings import Settings  # noqa: PLC0415
+        from letta_otel.config import Settings  # noqa: PLC0415
 
     concurrency = ns.concurrency or Settings().max_concurrency
     machine = yardstick(placement[1] if placement else None) if ns.yardstick else {}

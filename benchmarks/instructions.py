@@ -40,7 +40,7 @@ from benchmarks.bench import (
     stop_server,
     wait_until_discovering,
 )
-from letta_otel.settings import Settings
+from letta_otel.config import Settings
 
 # Under valgrind the bridge is about 50 times slower: allow that long without an export.
 STALL_S = 300.0

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from yarl import URL
 
 from benchmarks.bench import start_server, stop_server
-from letta_otel import _loop
+from letta_otel import eventloop
 from letta_otel.letta.client import LettaClient
 from letta_otel.retry import Deadline
 
@@ -101,8 +101,8 @@ def main() -> None:
     ns = parser.parse_args()
     proc, info = start_server("letta", "--steps", str(ns.steps), "--latency", "0.02", timeout=120)
     try:
-        _loop.tune_gc()
-        _loop.run(_measure(info["url"], ns.mode, ns.steps))
+        eventloop.tune_gc()
+        eventloop.run(_measure(info["url"], ns.mode, ns.steps))
     finally:
         stop_server(proc)
 

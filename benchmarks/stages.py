@@ -29,15 +29,15 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 
 from benchmarks._servers import STEPS_PER_ROUND, TRACED_SCENARIOS
-from letta_otel.daemon import build_context
+from letta_otel.assemble import build_context
+from letta_otel.config import Settings
 from letta_otel.export.budget import estimate_unit_bytes
-from letta_otel.letta.client import lean_trace, list_decoder, parse_list
-from letta_otel.letta.enrich import StepParts, needs_messages
+from letta_otel.letta.decode import lean_trace, list_decoder, parse_list
+from letta_otel.letta.enrich import StepParts
 from letta_otel.letta.models import Message, Run, Step, StepMetrics, convert, json_decoder
 from letta_otel.mapping import ids
-from letta_otel.mapping.records import RunRecord, StepRecord
+from letta_otel.mapping.records import RunRecord, StepRecord, needs_messages
 from letta_otel.mapping.spans import map_run, map_step
-from letta_otel.settings import Settings
 from letta_otel.telemetry import build_telemetry
 from tests.fakes.letta_api import FakeLettaData
 

@@ -30,21 +30,18 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from letta_otel.bridge import Bridge, CycleReport
-from letta_otel.daemon import (
+from letta_otel.assemble import (
     PAGES_PER_CYCLE,
-    StopSignal,
     bridge_over,
     build_client,
     check_otlp_reachable,
     open_state,
-    retry_delay,
     startup_discovery,
-    summarize,
 )
+from letta_otel.config import Settings
 from letta_otel.export.sink import SpanSink, build_sink
 from letta_otel.letta.client import LettaClient, LettaNotFound
 from letta_otel.letta.discovery import (
@@ -55,10 +52,13 @@ from letta_otel.letta.discovery import (
     StepsDiscovery,
     choose_discovery,
 )
+from letta_otel.pipeline.cycle import Bridge
+from letta_otel.pipeline.report import CycleReport, summarize
 from letta_otel.progress import Progress
-from letta_otel.settings import Settings
+from letta_otel.retry import cycle_delay
 from letta_otel.startup import StartupError
 from letta_otel.state import StateStore
+from letta_otel.stop import StopSignal
 
 log = logging.getLogger(__name__)
 
@@ -198,11 +198,11 @@ class RunsBackfill:
     client: LettaClient
     range: BackfillRange
     name: str = "runs"
-    _listed: bool = field(default=False, repr=False)
+    listed: bool = False  # every run of the range was listed (by the first cycle)
 
     async def discover(self, state: StateView, now: datetime) -> Discovered:
         found = Discovered()
-        if self._listed:
+        if self.listed:
             return found  # everything was recorded open by the first cycle
         for agent in self.range.parts():
             lister = RunsDiscovery(
@@ -211,14 +211,14 @@ class RunsBackfill:
                 None,
                 run_filters={"agent_id": agent} if agent else {},
             )
-            async for run in lister._runs_newest_first(self.range.since, found):
+            async for run in lister.runs_newest_first(self.range.since, found):
                 if run.created_at is not None and run.created_at > self.range.until:
                     continue
                 if state.run_state(run.id) == "exported":
                     continue  # done by an earlier (interrupted) backfill or the daemon
                 found.runs[run.id] = run
-                found.steps.extend(await lister._run_steps(run.id, found))
-        self._listed = True
+                found.steps.extend(await lister.run_steps(run.id, found))
+        self.listed = True
         return found
 
 
@@ -307,7 +307,7 @@ class Backfill:
                     if failures >= MAX_FAILED_CYCLES:
                         return self._result(state, baseline, False, cycles, report)
                     await self._stop.sleep(
-                        retry_delay(min(self._settings.poll_interval, 1.0), failures)
+                        cycle_delay(min(self._settings.poll_interval, 1.0), failures)
                     )
                     continue
                 failures = 0
@@ -352,7 +352,7 @@ class Backfill:
             counts = state.counts()
             done = counts.get("steps_exported", 0) - baseline
             total = None
-            if bridge.discovery.name == "runs" and getattr(bridge.discovery, "_listed", False):
+            if isinstance(bridge.discovery, RunsBackfill) and bridge.discovery.listed:
                 total = done + counts.get("steps_open", 0)
             self._progress.update(done, total=total)
 

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
 
-from letta_otel import __version__, _loop
+from letta_otel import __version__, eventloop
 from letta_otel.backfill import Backfill, BackfillRefused, make_range
 from letta_otel.config import (
     ConfigError,
@@ -163,9 +163,9 @@ class _Outcome(Protocol):
 
 def _drive(main: Coroutine[Any, Any, _Outcome]) -> int:
     """Run a long-running command on the event loop and map its outcome to an exit code."""
-    _loop.tune_gc()
+    eventloop.tune_gc()
     try:
-        result = _loop.run(main)
+        result = eventloop.run(main)
     except StartupError as exc:
         log.error("cannot start: %s", exc)  # noqa: TRY400 - a message, not a traceback
         return EXIT_CONFIG

@@ -42,8 +42,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from letta_otel import __version__
+from letta_otel.assemble import build_context, check_otlp_reachable
 from letta_otel.config import ConfigError, Settings, load_settings, overrides_from_args
-from letta_otel.daemon import build_context, check_otlp_reachable
 from letta_otel.export.sink import build_exporter
 from letta_otel.letta.client import (
     LettaAuthError,

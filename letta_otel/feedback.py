@@ -23,11 +23,11 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from letta_otel.letta.client import LettaClient
 from letta_otel.letta.models import Step
 from letta_otel.mapping.metrics import FEEDBACK_VALUES
-from letta_otel.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,21 @@ KEEP_COUNTED = timedelta(hours=48)
 PRUNE_EVERY_NS = 600 * 1_000_000_000
 
 
+class FeedbackLedger(Protocol):
+    """The feedback pairs already counted: the tracker's own narrow door to the state
+    file (the program wires the store in; the pipeline's writes are elsewhere)."""
+
+    def record_feedback(
+        self, pairs: Iterable[tuple[str, str]], *, now_ns: int
+    ) -> list[tuple[str, str]]: ...
+
+    def prune_feedback(self, *, older_than_ns: int) -> int: ...
+
+
 class FeedbackTracker:
     def __init__(
         self,
-        state: StateStore,
+        state: FeedbackLedger,
         record: Callable[[Step], None],
         *,
         keep: timedelta = KEEP_COUNTED,

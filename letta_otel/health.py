@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client.exposition import choose_encoder
 
-from letta_otel.settings import ENV_HEALTH_ADDR, split_health_addr
+from letta_otel.config.network import ENV_HEALTH_ADDR, split_health_addr
 from letta_otel.telemetry import Telemetry
 
 log = logging.getLogger(__name__)

@@ -67,7 +67,7 @@ class StartupReadiness(Protocol):
 
 
 class Stop(Protocol):
-    """A stop request (SIGINT/SIGTERM): :class:`letta_otel.daemon.StopSignal`."""
+    """A stop request (SIGINT/SIGTERM): :class:`letta_otel.stop.StopSignal`."""
 
     def is_set(self) -> bool: ...
 

@@ -4,7 +4,7 @@ One SDK ``MeterProvider`` (the same resource as the spans) feeds up to two reade
 
 * a ``PeriodicExportingMetricReader`` pushing over OTLP next to the traces
   (``LETTA_OTEL_METRICS`` / ``OTEL_METRICS_EXPORTER``), cumulative by default, so a
-  lost push loses resolution, never counts;
+  lost push loses resolution, never counts (the exporter: :mod:`letta_otel.metrics_otlp`);
 * the ``opentelemetry-exporter-prometheus`` reader on a private ``prometheus_client``
   registry, rendered by ``/metrics`` (see :mod:`letta_otel.health`). Using the
   upstream reader gives the standard OTel→Prometheus naming (``_total``, unit
@@ -15,7 +15,7 @@ Every instrument is an SDK instrument recorded through its public API (``add``,
 the instruments' advisory), the cardinality limit with its ``otel.metric.overflow``
 series and exemplars are the SDK's, per reader.
 
-:class:`Telemetry` is the bridge's observer (:mod:`letta_otel.observer`). Nothing
+:class:`Telemetry` is the bridge's observer (:mod:`letta_otel.pipeline.observer`). Nothing
 it does may break a cycle: every hook swallows and logs its own errors.
 
 Readiness: ready when a poll succeeded (discovery answered) and the span export
@@ -34,45 +34,25 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
+from typing import Protocol
 
-from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-    OTLPMetricExporter as GrpcMetricExporter,
-)
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-    OTLPMetricExporter as HttpMetricExporter,
-)
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    MetricExportResult,
-    MetricReader,
-    MetricsData,
-    PeriodicExportingMetricReader,
-)
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
 from letta_otel import __version__
-from letta_otel.bridge import CycleReport
+from letta_otel.config import Settings
 from letta_otel.config.network import redact_url
-from letta_otel.export.otlp_options import (
-    grpc_compression,
-    grpc_credentials,
-    grpc_insecure,
-    http_compression,
-    path_or_none,
-)
-from letta_otel.feedback import FeedbackTracker
+from letta_otel.feedback import FeedbackLedger, FeedbackTracker
 from letta_otel.letta.models import Step
 from letta_otel.mapping import metrics as mm
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.records import RunRecord, StepRecord
-from letta_otel.settings import Settings
+from letta_otel.metrics_otlp import PushCounter, build_metric_exporter, metrics_transport
 from letta_otel.startup import format_seconds
-from letta_otel.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +127,21 @@ STEP_INSTRUMENTS: tuple[Instrument, ...] = (
 )
 
 
+class CycleOutcome(Protocol):
+    """What a cycle's report (``letta_otel.pipeline.report.CycleReport``) tells the metrics."""
+
+    @property
+    def skipped(self) -> int: ...
+    @property
+    def open_steps(self) -> int: ...
+    @property
+    def open_runs(self) -> int: ...
+    @property
+    def failed_batches(self) -> int: ...
+
+
 class Telemetry:
-    """Instruments + readiness; also a :class:`~letta_otel.observer.BridgeObserver`."""
+    """Instruments + readiness; also a :class:`~letta_otel.pipeline.observer.BridgeObserver`."""
 
     def __init__(
         self,
@@ -309,7 +302,7 @@ class Telemetry:
         except Exception:
             log.warning("recording metrics for run %s failed", record.run.id, exc_info=True)
 
-    def cycle_finished(self, report: CycleReport) -> None:
+    def cycle_finished(self, report: CycleOutcome) -> None:
         """End of a cycle: no failed batch means the export path is good (idle included)."""
         if report.skipped:
             self._skipped.add(report.skipped)
@@ -398,127 +391,11 @@ def _observe(read: Callable[[], float | None]) -> Callable[[CallbackOptions], li
     return callback
 
 
-# --- OTLP metrics exporter ----------------------------------------------------------
-
-
-class PushCounter:
-    """Reports the result of each OTLP metrics push (``letta_otel.export.*{signal=metrics}``)."""
-
-    def __init__(self, on_result: Callable[[bool], None]) -> None:
-        self._on_result = on_result
-        self.discard = False  # set when the process ends before doing any work
-        self.held = False  # set while start-up waits for the OTLP endpoint or Letta
-
-    def export(self, push: Callable[[], MetricExportResult]) -> MetricExportResult:
-        """Run one push (unless discarding or held) and report whether it succeeded."""
-        if self.discard or self.held:
-            return MetricExportResult.SUCCESS
-        try:
-            result = push()
-        except Exception:
-            log.warning("the OTLP metrics exporter raised", exc_info=True)
-            result = MetricExportResult.FAILURE
-        self._on_result(result is MetricExportResult.SUCCESS)
-        return result
-
-
-# The SDK's OTLP metric exporters, each push reported to a PushCounter. Subclasses
-# rather than a wrapper: the periodic reader takes its temporality and aggregation
-# preferences from the exporter it is given, and so they stay the SDK exporter's own
-# (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, ..._DEFAULT_HISTOGRAM_AGGREGATION).
-
-
-class CountingGrpcMetricExporter(GrpcMetricExporter):
-    def __init__(self, pushes: PushCounter, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.pushes = pushes
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
-        return self.pushes.export(partial(super().export, metrics_data, timeout_millis, **kwargs))
-
-
-class CountingHttpMetricExporter(HttpMetricExporter):
-    def __init__(self, pushes: PushCounter, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.pushes = pushes
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float | None = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
-        return self.pushes.export(partial(super().export, metrics_data, timeout_millis, **kwargs))
-
-
-CountingMetricExporter = CountingGrpcMetricExporter | CountingHttpMetricExporter
-
-
-def metrics_transport(settings: Settings) -> Settings:
-    """``settings`` with the trace transport swapped for the metrics one.
-
-    The unset (None) metrics settings mean "as for traces"; the result is read the same
-    way for both signals (:mod:`letta_otel.export.otlp_options`).
-    """
-    own = {
-        "otlp_protocol": settings.otlp_metrics_protocol,
-        "otlp_headers": settings.otlp_metrics_headers,
-        "otlp_compression": settings.otlp_metrics_compression,
-        "otlp_timeout": settings.otlp_metrics_timeout,
-        "otlp_insecure": settings.otlp_metrics_insecure,
-        "otlp_certificate": settings.otlp_metrics_certificate,
-        "otlp_client_key": settings.otlp_metrics_client_key,
-        "otlp_client_certificate": settings.otlp_metrics_client_certificate,
-    }
-    update: dict[str, Any] = {k: v for k, v in own.items() if v is not None}
-    update["otlp_traces_endpoint"] = settings.otlp_metrics_endpoint
-    return settings.model_copy(update=update)
-
-
-def build_metric_exporter(
-    settings: Settings, pushes: PushCounter | None = None
-) -> CountingMetricExporter:
-    """The SDK OTLP metric exporter for the metrics transport, every setting explicit.
-
-    Each push's result goes to ``pushes`` (by default, nowhere).
-    """
-    t = metrics_transport(settings)
-    pushes = pushes or PushCounter(_ignore_result)
-    endpoint = t.otlp_traces_endpoint
-    headers = dict(t.otlp_headers)
-    if t.otlp_protocol == "grpc":
-        insecure = grpc_insecure(t.otlp_insecure, endpoint)
-        return CountingGrpcMetricExporter(
-            pushes,
-            endpoint=endpoint,
-            insecure=insecure,
-            credentials=None
-            if insecure
-            else grpc_credentials(t.otlp_certificate, t.otlp_client_key, t.otlp_client_certificate),
-            headers=headers,
-            timeout=t.otlp_timeout,
-            compression=grpc_compression(t.otlp_compression),
-        )
-    return CountingHttpMetricExporter(
-        pushes,
-        endpoint=endpoint,
-        certificate_file=path_or_none(t.otlp_certificate),
-        client_key_file=path_or_none(t.otlp_client_key),
-        client_certificate_file=path_or_none(t.otlp_client_certificate),
-        headers=headers,
-        timeout=t.otlp_timeout,
-        compression=http_compression(t.otlp_compression),
-    )
-
-
-def _ignore_result(_: bool) -> None:
-    pass
-
-
 def build_telemetry(
     settings: Settings,
     resource: Resource,
     *,
-    state: StateStore | None = None,
+    state: FeedbackLedger | None = None,
     serve_metrics: bool = False,
     letta_server: tuple[str, int | None] | None = None,
 ) -> Telemetry:

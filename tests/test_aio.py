@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from letta_otel._aio import drain, take_burst
-from letta_otel._loop import loop_factory
+from letta_otel.eventloop import loop_factory
+from letta_otel.pipeline.bursts import drain, take_burst
 
 _LOOP: list[Callable[[], asyncio.AbstractEventLoop] | None] = [None]
 

@@ -1,6 +1,6 @@
 """The consumer's bursts: enriched steps are mapped in groups, without holding a cycle up.
 
-``_Exporter._burst`` reads only the exporter's ``closing`` and ``stopped`` flags, so it
+``BatchExporter.burst`` reads only the exporter's ``closing`` and ``stopped`` flags, so it
 is driven here with a stand-in for the exporter and the pipeline's plain
 ``asyncio.Queue``; the end-to-end tests (tests/e2e) cover the whole pipeline with bursts
 in it. Where no wait is expected the window is made 30 s long: a wait shows as the
@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from msgspec.structs import replace
 
-from letta_otel import bridge
-from letta_otel.bridge import StepDraft, Unit, _Exporter
 from letta_otel.mapping.records import StepRecord
+from letta_otel.pipeline import batches as bridge
+from letta_otel.pipeline.batches import BatchExporter
+from letta_otel.pipeline.units import StepDraft, Unit
 from tests.samples import SCENARIOS, load_scenario
 
 _STEP = load_scenario(SCENARIOS[0]).steps[0].step
@@ -31,7 +32,7 @@ def _draft(n: int) -> StepDraft:
 
 def _burst(queue: asyncio.Queue[Any], *, closing: bool = False) -> Any:
     flags = SimpleNamespace(closing=closing, stopped=False)
-    return asyncio.wait_for(_Exporter._burst(flags, queue), 5)  # type: ignore[arg-type]
+    return asyncio.wait_for(BatchExporter.burst(flags, queue), 5)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from letta_otel.export.budget import estimate_span_bytes
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.capture import CaptureMode, ContentPolicy
 from letta_otel.mapping.content import llm_content
 from letta_otel.mapping.limits import Limits
 from letta_otel.mapping.records import StepRecord
+from letta_otel.mapping.size import estimate_span_bytes
 from letta_otel.mapping.spans import map_step
 from tests.mapping.test_content import (
     ANTHROPIC_REQUEST,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from letta_otel import cli
-from letta_otel.daemon import build_content_policy, build_context
+from letta_otel.assemble import build_content_policy, build_context
+from letta_otel.config import Settings
 from letta_otel.mapping.capture import CaptureMode
-from letta_otel.settings import Settings
 from tests.test_settings import load, one_problem, problems_of
 
 CAPTURE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"

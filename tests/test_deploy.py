@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from letta_otel.settings import ENV_VARS, Settings, load_settings
+from letta_otel.config import ENV_VARS, Settings, load_settings
 from tests.system_tools import requires_tool
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,9 +19,9 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from letta_otel.bridge import CycleReport
+from letta_otel.config import ConfigError, load_settings
 from letta_otel.health import HealthServer, HealthServerError
-from letta_otel.settings import ConfigError, load_settings
+from letta_otel.pipeline.report import CycleReport
 from letta_otel.telemetry import Telemetry, build_telemetry
 from tests.samples import SCENARIOS, load_scenario
 from tests.test_telemetry import Clock

@@ -40,16 +40,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from letta_otel import __version__
+from letta_otel.config import load_settings
 from letta_otel.mapping import metrics as mm
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.metrics import Measurement
-from letta_otel.settings import load_settings
-from letta_otel.telemetry import (
-    METER_NAME,
-    PushCounter,
-    Telemetry,
-    build_metric_exporter,
-)
+from letta_otel.metrics_otlp import PushCounter, build_metric_exporter
+from letta_otel.telemetry import METER_NAME, Telemetry
 from tests.fakes.otlp_receiver import OtlpReceiver
 from tests.samples import SCENARIOS, load_scenario
 

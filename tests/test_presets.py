@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from letta_otel import presets
-from letta_otel.mapping.limits import DEFAULT_MAX_ATTRIBUTE_BYTES
-from letta_otel.settings import ConfigError, Settings, load_settings
+from letta_otel.config import ConfigError, Settings, load_settings, presets
+from letta_otel.config.content import DEFAULT_MAX_ATTRIBUTE_BYTES
 
 # Without a preset the per-attribute limit is the general default (content capture, #7).
 DEFAULT_LIMIT = DEFAULT_MAX_ATTRIBUTE_BYTES

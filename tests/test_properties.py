@@ -42,7 +42,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, StatusCode
 
-from letta_otel.letta.client import AllValid, LettaClient, LettaError, list_decoder
+from letta_otel.letta.client import LettaClient, LettaError
+from letta_otel.letta.decode import AllValid, list_decoder
 from letta_otel.letta.models import (
     LettaModel,
     Message,

@@ -1,4 +1,4 @@
-"""Tests for the configuration layer (letta_otel.settings)."""
+"""Tests for the configuration layer (letta_otel.config)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from letta_otel.config.network import parse_header_list
-from letta_otel.config.units import (
-    format_bytes,
-    format_duration,
-    parse_byte_size,
-    parse_duration,
-)
-from letta_otel.settings import (
+from letta_otel.config import (
     ENV_VARS,
     SETTING_SPECS,
     ConfigError,
@@ -31,6 +24,13 @@ from letta_otel.settings import (
     load_settings,
     overrides_from_args,
     settings_reference_markdown,
+)
+from letta_otel.config.network import parse_header_list
+from letta_otel.config.units import (
+    format_bytes,
+    format_duration,
+    parse_byte_size,
+    parse_duration,
 )
 
 REPO = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from letta_otel.settings import ConfigError, Settings, derive_metrics_endpoint, load_settings
+from letta_otel.config import ConfigError, Settings, derive_metrics_endpoint, load_settings
 
 
 def load(**env: str) -> Settings:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from letta_otel.config.shard import Shard, parse_shard, shard_of
 from letta_otel.config.values import InvalidValue
-from letta_otel.sharding import Shard, keep_own, parse_shard, shard_of
+from letta_otel.selection.sharding import keep_own
 
 
 @dataclass

@@ -16,7 +16,8 @@ import pytest
 from opentelemetry.sdk.metrics.export import MetricExportResult
 from opentelemetry.sdk.resources import Resource
 
-from letta_otel.daemon import StopSignal, check_otlp_reachable, startup_discovery
+from letta_otel.assemble import check_otlp_reachable, startup_discovery
+from letta_otel.config import Settings, load_settings
 from letta_otel.letta.client import (
     LettaAuthError,
     LettaClient,
@@ -24,8 +25,8 @@ from letta_otel.letta.client import (
     LettaUnavailable,
 )
 from letta_otel.letta.discovery import Discovery
+from letta_otel.metrics_otlp import PushCounter
 from letta_otel.retry import MAX_CYCLE_DELAY
-from letta_otel.settings import Settings, load_settings
 from letta_otel.startup import (
     StartupError,
     Unreachable,
@@ -33,7 +34,8 @@ from letta_otel.startup import (
     format_seconds,
     wait_until_reachable,
 )
-from letta_otel.telemetry import PushCounter, Telemetry
+from letta_otel.stop import StopSignal
+from letta_otel.telemetry import Telemetry
 
 POLL = 0.005
 

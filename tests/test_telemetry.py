@@ -28,13 +28,14 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from letta_otel.bridge import CycleReport
+from letta_otel.config import load_settings
 from letta_otel.feedback import FeedbackTracker
 from letta_otel.letta.models import Step
 from letta_otel.mapping import metrics as mm
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.records import StepRecord
-from letta_otel.settings import load_settings
+from letta_otel.metrics_otlp import PushCounter, build_metric_exporter, metrics_transport
+from letta_otel.pipeline.report import CycleReport
 from letta_otel.state import StateStore
 from letta_otel.telemetry import (
     EXPORT_ATTEMPTS,
@@ -44,10 +45,7 @@ from letta_otel.telemetry import (
     POLL_LAG,
     READY,
     SPANS_EXPORTED,
-    PushCounter,
     Telemetry,
-    build_metric_exporter,
-    metrics_transport,
 )
 from tests.samples import SCENARIOS, load_scenario
 

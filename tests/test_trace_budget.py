@@ -10,12 +10,13 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, TraceFlags
 
-from letta_otel.export.budget import estimate_span_bytes
-from letta_otel.export.trace_budget import TraceBudget, bytes_by_trace
+from letta_otel.export.trace_budget import bytes_by_trace
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.ids import format_trace_id
 from letta_otel.mapping.limits import Captured, ContentValue, Limits, finalize
 from letta_otel.mapping.redact import Redactor
+from letta_otel.mapping.size import estimate_span_bytes
+from letta_otel.pipeline.batches import TraceBudget
 from letta_otel.state import StateStore
 
 MESSAGES = [{"role": "user", "parts": [{"type": "text", "content": "x" * 8000}]}]

@@ -13,6 +13,7 @@ from letta_otel.config.fields_connection import TLS_FILE, StrMap
 from letta_otel.config.network import (
     DEFAULT_GRPC_ENDPOINT,
     DEFAULT_HEALTH_ADDR,
+    ENV_HEALTH_ADDR,
     parse_endpoint,
     parse_header_list,
     parse_health_addr,
@@ -345,7 +346,7 @@ class MetricsFields(BaseModel):
             "(Prometheus text); off disables it, port 0 picks a free port. Not started by "
             "run --once.",
             parse_health_addr,
-            env=("LETTA_OTEL_HEALTH_ADDR",),
+            env=(ENV_HEALTH_ADDR,),
             toml=("health.addr",),
             metavar="HOST:PORT",
             show=lambda v: v or "off",

@@ -24,6 +24,7 @@ DEFAULT_ENDPOINTS: Mapping[str, str] = {
     "grpc": DEFAULT_GRPC_ENDPOINT,
     "http/protobuf": DEFAULT_HTTP_ENDPOINT,
 }
+ENV_HEALTH_ADDR = "LETTA_OTEL_HEALTH_ADDR"
 DEFAULT_HEALTH_ADDR = "127.0.0.1:9464"
 LETTA_CLOUD_URL = "https://api.letta.com"
 LETTA_CLOUD_HOST = "api.letta.com"

@@ -6,7 +6,7 @@ An agent belongs to replica ``K`` (1-based) of ``N`` when::
     int.from_bytes(h[:8], "big") % N == K - 1
 
 Steps without an agent id hash as the empty string. The formula is stable across
-versions and machines (see :mod:`letta_otel.sharding` for how replicas use it).
+versions and machines (see :mod:`letta_otel.selection.sharding` for how replicas use it).
 """
 
 from __future__ import annotations

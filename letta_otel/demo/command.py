@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from letta_otel import _loop
+from letta_otel import eventloop
+from letta_otel.config import ConfigError, Settings, load_settings
 from letta_otel.daemon import Daemon
-from letta_otel.demo.letta_api import Captures, LettaApiServer, load_captures
+from letta_otel.demo.captures import Captures, load_captures
+from letta_otel.demo.letta_api import LettaApiServer
 from letta_otel.demo.receiver import OtlpReceiver
 from letta_otel.demo.render import render_metrics, render_traces
 from letta_otel.logs import setup_logging
 from letta_otel.mapping import ids
-from letta_otel.settings import ConfigError, Settings, load_settings
 from letta_otel.startup import StartupError
 
 EXIT_OK = 0
@@ -191,7 +192,7 @@ class Demo:
         self.say(f"running the bridge once, as `letta-otel run --once` does, into {where}")
         started = time.monotonic()
         try:
-            result = _loop.run(Daemon(settings).run(once=True))
+            result = eventloop.run(Daemon(settings).run(once=True))
         except StartupError as exc:
             print(f"letta-otel demo: cannot start: {exc}", file=sys.stderr)
             return EXIT_CONFIG

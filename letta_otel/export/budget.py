@@ -15,15 +15,11 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
 from letta_otel.mapping.clean import cut_text
+from letta_otel.mapping.limits import TRUNCATED_ATTRIBUTE
+from letta_otel.mapping.size import estimate_span_bytes, value_size
 from letta_otel.mapping.span_copy import replace_span
 
-TRUNCATED_ATTRIBUTE = "letta_otel.truncated"
 _MIN_VALUE_BYTES = 64
-
-# Protobuf framing per span and per attribute, rounded up: the estimate must not
-# undershoot, or a batch could exceed the backend's request limit.
-_SPAN_OVERHEAD = 160
-_ATTR_OVERHEAD = 12
 # The request's two enclosing length fields (ResourceSpans, ScopeSpans) grow with the
 # batch: up to 5 bytes each for requests below 32 GiB.
 _LENGTH_GROWTH = 2 * 5
@@ -35,35 +31,6 @@ class HasSpans(Protocol):
 
 
 U = TypeVar("U", bound=HasSpans)
-
-
-def _str_size(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode())  # isascii() is O(1)
-
-
-def _value_size(value: object) -> int:
-    if isinstance(value, str):
-        return _str_size(value)
-    if isinstance(value, tuple | list):
-        return sum(_value_size(v) + 4 for v in value)
-    if isinstance(value, Mapping):  # structured event values (captured content)
-        return sum(_ATTR_OVERHEAD + len(str(k)) + _value_size(v) for k, v in value.items())
-    return 10
-
-
-def estimate_span_bytes(span: ReadableSpan) -> int:
-    """An upper-bound estimate of the span's OTLP protobuf size, without encoding it."""
-    size = _SPAN_OVERHEAD + _str_size(span.name)
-    for key, value in (span.attributes or {}).items():
-        size += _ATTR_OVERHEAD + len(key)
-        size += _str_size(value) if type(value) is str else _value_size(value)
-    for event in span.events:
-        size += _SPAN_OVERHEAD // 2 + len(event.name)
-        for key, value in (event.attributes or {}).items():
-            size += _ATTR_OVERHEAD + len(key) + _value_size(value)
-    if span.status.description:
-        size += len(span.status.description.encode())
-    return size
 
 
 def estimate_unit_bytes(unit: HasSpans) -> int:
@@ -128,7 +95,7 @@ def _cap_values(
     for key, value in (attrs or {}).items():
         if isinstance(value, str):
             capped[key] = cut_text(value, limit)
-        elif not (_structured(value) and _value_size(value) > limit):
+        elif not (_structured(value) and value_size(value) > limit):
             capped[key] = value
     return capped
 
@@ -142,9 +109,9 @@ def trim_span(span: ReadableSpan, max_bytes: int) -> ReadableSpan:
     if estimate_span_bytes(span) <= max_bytes:
         return span
     longest = max(
-        [_value_size(v) for v in (span.attributes or {}).values() if isinstance(v, str)]
+        [value_size(v) for v in (span.attributes or {}).values() if isinstance(v, str)]
         + [
-            _value_size(v)
+            value_size(v)
             for e in span.events
             for v in (e.attributes or {}).values()
             if isinstance(v, str) or _structured(v)

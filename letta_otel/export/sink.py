@@ -23,6 +23,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from letta_otel.config import Settings
 from letta_otel.export.otlp_options import (
     grpc_compression,
     grpc_credentials,
@@ -30,7 +31,6 @@ from letta_otel.export.otlp_options import (
     http_compression,
     path_or_none,
 )
-from letta_otel.settings import Settings
 
 log = logging.getLogger(__name__)
 

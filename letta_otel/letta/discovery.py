@@ -203,7 +203,7 @@ class RunsDiscovery:
             found.meta[META_LAST_REREAD] = now.isoformat()
         newest: datetime | None = None
         listed: dict[str, Run] = {}
-        async for run in self._runs_newest_first(floor, found):
+        async for run in self.runs_newest_first(floor, found):
             listed[run.id] = run
             if run.created_at and (newest is None or run.created_at > newest):
                 newest = run.created_at
@@ -223,15 +223,16 @@ class RunsDiscovery:
         open_ids = [rid for rid in state.open_run_ids() if rid not in listed]
         found.runs.update({r.id: r for r in to_read})
         for run_id in [r.id for r in to_read] + open_ids:
-            found.steps.extend(await self._run_steps(run_id, found))
+            found.steps.extend(await self.run_steps(run_id, found))
         return found
 
     def _floor(self, state: StateView, now: datetime, overlap: timedelta) -> datetime:
         mark = _parse_time(state.get_meta(META_RUNS_WATERMARK))
         return now - self.initial_lookback if mark is None else mark - overlap
 
-    async def _runs_newest_first(self, floor: datetime, found: Discovered) -> Any:
-        """Yield runs newest first until one is older than ``floor``."""
+    async def runs_newest_first(self, floor: datetime, found: Discovered) -> Any:
+        """Yield runs newest first until one is older than ``floor`` (counting pages in
+        ``found``; the backfill lists a range with it too)."""
         last: Run | None = None
         seen: set[str] = set()
         while self.max_pages is None or found.pages < self.max_pages:
@@ -264,7 +265,8 @@ class RunsDiscovery:
                 return runs
         return []
 
-    async def _run_steps(self, run_id: str, found: Discovered) -> list[Step]:
+    async def run_steps(self, run_id: str, found: Discovered) -> list[Step]:
+        """Every step of the run, page by page (counted in ``found``)."""
         steps: list[Step] = []
         after: str | None = None
         while True:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from letta_otel.letta.client import InvalidRecord, LettaClient
 from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
 from letta_otel.letta.prefetch import RunPrefetcher
-from letta_otel.mapping.provider import tool_calls
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -38,19 +37,9 @@ class StepParts:
         return frozenset(gaps)
 
 
-def needs_messages(parts: StepParts) -> bool:
-    """Whether a step's messages can change its spans.
-
-    Messages only contribute tool calls and their return status. A step whose provider
-    response asks for no tool and which spent no time executing one has none, so its
-    ``/messages`` request is skipped (about half the steps of a typical agent). Without
-    a provider trace the messages are the only source of tool calls: always fetched.
-    """
-    if parts.trace is None:
-        return True
-    if parts.metrics is not None and parts.metrics.tool_execution_ns:
-        return True
-    return bool(tool_calls(parts.trace.response_json))
+def always(parts: StepParts) -> bool:
+    """Fetch every step's messages (the default: always correct, never the cheapest)."""
+    return True
 
 
 class Enricher:
@@ -61,11 +50,16 @@ class Enricher:
         max_in_flight: int = 8,
         agent_ttl: float = 600.0,
         lean_traces: bool = False,
+        needs_messages: Callable[[StepParts], bool] = always,
     ) -> None:
         """``lean_traces``: fetch provider traces without the prompt (content capture
-        off: nothing reads it; see ``LettaClient.get_trace``)."""
+        off: nothing reads it; see ``LettaClient.get_trace``). ``needs_messages``: whether
+        a step's messages can change its spans, given its trace and metrics (the
+        mapping knows: ``letta_otel.mapping.records.needs_messages``); when not, its
+        ``/messages`` request is skipped."""
         self._client = client
         self._lean_traces = lean_traces
+        self._needs_messages = needs_messages
         self.max_in_flight = max_in_flight
         self._limit = asyncio.Semaphore(max_in_flight)
         self._agent_ttl = agent_ttl
@@ -154,7 +148,7 @@ class Enricher:
         return await self._limited(self._client.get_metrics(step.id))
 
     async def with_messages(self, step: Step, parts: StepParts) -> StepParts:
-        if not needs_messages(parts):
+        if not self._needs_messages(parts):
             return parts
         messages = await self._limited(self._client.get_messages(step.id))
         return StepParts(parts.trace, parts.metrics, tuple(messages))

@@ -33,7 +33,8 @@ from opentelemetry.util.types import AttributeValue
 
 from letta_otel.letta.models import Message
 from letta_otel.mapping import semconv as sc
-from letta_otel.mapping.content import llm_content, parse_json_text, response_messages
+from letta_otel.mapping.content import llm_content, response_messages
+from letta_otel.mapping.content.parts import parse_json_text
 from letta_otel.mapping.limits import Captured, ContentValue, Limits
 from letta_otel.mapping.records import StepRecord
 from letta_otel.mapping.redact import Redactor

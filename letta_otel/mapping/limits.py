@@ -14,7 +14,7 @@ Applied to every span the mapper builds (:func:`finalize`), in this order:
    goes first, then other non-core attributes, largest first. ``gen_ai.*``/``letta.*``/
    ``letta_otel.*`` and ``error.type`` are never evicted (so they may exceed the limit).
 4. **Per-span byte budget** (``LETTA_OTEL_MAX_SPAN_BYTES``, the OTLP size estimate of
-   ``export.budget``): content is refitted at halving sizes, then dropped (event copy
+   :mod:`.size`): content is refitted at halving sizes, then dropped (event copy
    first), then any remaining long strings are halved.
 
 Whatever acted is recorded on the span: ``letta_otel.truncated`` (a value was shortened),
@@ -24,8 +24,7 @@ and ``letta_otel.redactions`` (how many secrets were replaced). Pure and I/O-fre
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -39,17 +38,16 @@ from letta_otel.config.content import (
     DEFAULT_MAX_SPAN_BYTES,
     MIN_ATTRIBUTE_BYTES,
 )
-from letta_otel.export.budget import TRUNCATED_ATTRIBUTE, estimate_span_bytes
 from letta_otel.mapping import semconv as sc
 from letta_otel.mapping.clean import clean_attrs, cut_text
-from letta_otel.mapping.clean import truncation_marker as _marker
+from letta_otel.mapping.fit_json import Json, dumps, fit_json, json_size
 from letta_otel.mapping.redact import Redactor
+from letta_otel.mapping.size import estimate_span_bytes
 from letta_otel.mapping.span_copy import replace_span
-
-Json = Any
 
 _MIN_CUT = 64  # below this a halving loop stops: ids and names stay whole
 
+TRUNCATED_ATTRIBUTE = "letta_otel.truncated"
 DROPPED_ATTRIBUTES = "letta_otel.dropped_attributes"
 LIMITS_HIT = "letta_otel.limits_hit"
 REDACTIONS = "letta_otel.redactions"
@@ -58,7 +56,6 @@ MARKER_ATTRIBUTES = (TRUNCATED_ATTRIBUTE, DROPPED_ATTRIBUTES, LIMITS_HIT, REDACT
 HIT_ATTRIBUTE_BYTES = "max_attribute_bytes"
 HIT_ATTRIBUTES = "max_attributes"
 HIT_SPAN_BYTES = "max_span_bytes"
-HIT_TRACE_BYTES = "max_trace_bytes"
 
 # Never cut: a shortened id would no longer find the Letta object or join the spans.
 _IDENTIFIERS = frozenset({sc.LETTA_STEP_ID, sc.LETTA_RUN_ID, sc.LETTA_AGENT_ID, sc.TOOL_CALL_ID})
@@ -103,190 +100,6 @@ def is_core(key: str) -> bool:
     if key in sc.CONTENT_ATTRIBUTES:
         return False
     return key.startswith(("gen_ai.", "letta.", "letta_otel.")) or key == sc.ERROR_TYPE
-
-
-# --- text -----------------------------------------------------------------------------
-
-
-# --- JSON fitting ---------------------------------------------------------------------
-
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def json_size(value: Json) -> int:
-    return len(_ENCODE(value).encode())
-
-
-def dumps(value: Json) -> str:
-    return _ENCODE(value)
-
-
-# In messages and parts these are structure, not content: never shortened (a cut id or
-# role would be wrong, not just shorter). Payloads below "arguments"/"response"/... are
-# the caller's own data, where every string is content.
-_STRUCTURAL_KEYS = frozenset(
-    {"type", "role", "id", "name", "finish_reason", "mime_type", "modality"}
-)
-_PAYLOAD_KEYS = frozenset(
-    {"arguments", "response", "server_tool_call", "server_tool_call_response"}
-)
-
-
-def _leaves(value: Json, structural: bool = True) -> Iterator[tuple[Any, Any, str]]:
-    """Every shortenable string in a JSON value as (container, key/index, string)."""
-    stack: list[tuple[Json, bool]] = [(value, structural)]
-    while stack:
-        node, in_structure = stack.pop()
-        if isinstance(node, dict):
-            for key, item in node.items():
-                payload = in_structure and key in _PAYLOAD_KEYS
-                if isinstance(item, str):
-                    if payload or not (in_structure and key in _STRUCTURAL_KEYS):
-                        yield node, key, item
-                elif isinstance(item, dict | list):
-                    stack.append((item, in_structure and not payload))
-        elif isinstance(node, list):
-            for index, item in enumerate(node):
-                if isinstance(item, str):
-                    yield node, index, item
-                elif isinstance(item, dict | list):
-                    stack.append((item, in_structure))
-
-
-def _copy(value: Json) -> Json:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
-_MIN_LEAF = len(_ENCODE(_marker(10**9)).encode())  # a cut string is never smaller
-
-
-def _cut_encoded(text: str, encoded: int, target: int) -> str:
-    """``text`` cut so that its JSON encoding takes at most ``target`` bytes."""
-    raw = len(text.encode())
-    budget = max(int((target - 2) * raw / max(encoded - 2, 1)), 0)
-    while True:
-        cut = cut_text(text, budget)
-        size = len(_ENCODE(cut).encode())
-        if size <= target or budget == 0:
-            return cut
-        budget = max(budget - (size - target) - 1, 0)
-
-
-def _water_level(sizes: Sequence[int], budget: int) -> int | None:
-    """The largest cap C (>= _MIN_LEAF) with sum(min(s, C)) <= budget, else None."""
-    if sum(min(s, _MIN_LEAF) for s in sizes) > budget:
-        return None
-    low, high = _MIN_LEAF, max(sizes, default=_MIN_LEAF)
-    while low < high:
-        mid = (low + high + 1) // 2
-        if sum(min(s, mid) for s in sizes) <= budget:
-            low = mid
-        else:
-            high = mid - 1
-    return low
-
-
-def _shorten_strings(value: Json, limit: int, structural: bool = True) -> tuple[Json, bool]:
-    """Cut the longest strings inside ``value`` until it encodes in ``limit`` bytes."""
-    total = json_size(value)
-    if total <= limit:
-        return value, True
-    copy = _copy(value)
-    leaves = [(c, k, s, len(_ENCODE(s).encode())) for c, k, s in _leaves(copy, structural)]
-    if not leaves:
-        return copy, False
-    skeleton = total - sum(size for *_, size in leaves)
-    budget = limit - skeleton
-    for _ in range(4):
-        level = _water_level([size for *_, size in leaves], budget)
-        if level is None:
-            return copy, False
-        for container, key, text, size in leaves:
-            container[key] = _cut_encoded(text, size, level) if size > level else text
-        over = json_size(copy) - limit
-        if over <= 0:
-            return copy, True
-        budget -= over
-    return copy, False
-
-
-def _marker_item(kind: str, dropped: int) -> Json:
-    """What stands in for dropped list items (output messages need a finish_reason the
-    bridge cannot know, so they go without one; ``letta_otel.truncated`` still says it)."""
-    if kind == "input":
-        text = f"…[{dropped} earlier messages truncated]…"
-        return {"role": "letta_otel", "parts": [{"type": "text", "content": text}]}
-    if kind == "system":
-        return {"type": "text", "content": f"…[{dropped} more parts truncated]…"}
-    if kind == "tools":
-        return {"type": "letta_otel.truncated", "name": f"…[{dropped} more tools truncated]…"}
-    return None
-
-
-def _min_size(item: Json) -> int:
-    """The smallest an item can get by shortening its strings."""
-    total = json_size(item)
-    for *_, text in _leaves(item):
-        size = len(_ENCODE(text).encode())
-        total -= max(size - _MIN_LEAF, 0)
-    return total
-
-
-def _drop_items(value: list[Json], kind: str, limit: int) -> tuple[Json, bool]:
-    """Keep as many whole items as can fit (newest input messages, else the first ones),
-    with a marker item in place of the others, then shorten strings."""
-    n = len(value)
-    order = list(reversed(value)) if kind == "input" else list(value)
-    room = limit - 2 - json_size(_marker_item(kind, n)) - 1
-    keep = 0
-    for item in order:
-        room -= _min_size(item) + 1
-        if room < 0:
-            break
-        keep += 1
-    while keep > 0:
-        kept = value[n - keep :] if kind == "input" else value[:keep]
-        marker = _marker_item(kind, n - keep)
-        candidate = (
-            kept
-            if marker is None
-            else [marker, *kept]
-            if kind == "input"
-            else [
-                *kept,
-                marker,
-            ]
-        )
-        fitted, ok = _shorten_strings(candidate, limit)
-        if ok:
-            return fitted, True
-        keep -= 1
-    return None, False
-
-
-def fit_json(value: Json, limit: int, kind: str = "value") -> tuple[Json, bool]:
-    """``(fitted, truncated)``: ``value`` made to take at most ``limit`` bytes.
-
-    A string is cut (with the marker). A list or object is measured as compact JSON and
-    keeps its shape: its longest strings are shortened first, then list items are
-    dropped (``kind``, see :class:`ContentValue`). ``None`` means nothing useful fits:
-    the caller drops the attribute.
-    """
-    if isinstance(value, str):
-        cut = cut_text(value, limit)
-        return cut, cut is not value
-    fitted, ok = _shorten_strings(value, limit, structural=kind != "value")
-    if ok:
-        return fitted, fitted is not value
-    if isinstance(value, list) and kind != "value" and len(value) > 1:
-        fitted, ok = _drop_items(value, kind, limit)
-        if ok:
-            return fitted, True
-    return None, True
 
 
 # --- span finalisation ----------------------------------------------------------------
@@ -623,28 +436,3 @@ def _drop_largest_content(w: _Work) -> None:
     pool.remove(victim)
     attrs.pop(victim.key, None)
     w.dropped.add(victim.key)
-
-
-def drop_content(span: ReadableSpan, reason: str) -> ReadableSpan:
-    """The span without any captured content (span attributes and event copies), marked.
-
-    Used by the per-trace budget: identifying attributes and the span itself stay.
-    """
-    attrs = dict(span.attributes or {})
-    removed = [k for k in attrs if k in sc.CONTENT_ATTRIBUTES]
-    events = []
-    for event in span.events:
-        event_attrs = dict(event.attributes or {})
-        removed += [k for k in event_attrs if k in sc.CONTENT_ATTRIBUTES]
-        if event.name == sc.INFERENCE_DETAILS_EVENT:
-            continue  # the event only exists to carry content
-        events.append(event)
-    if not removed and len(events) == len(span.events):
-        return span
-    for key in removed:
-        attrs.pop(key, None)
-    dropped = set(cast(Sequence[str], attrs.get(DROPPED_ATTRIBUTES, ()))) | set(removed)
-    hit = set(cast(Sequence[str], attrs.get(LIMITS_HIT, ()))) | {reason}
-    attrs[DROPPED_ATTRIBUTES] = tuple(sorted(dropped))
-    attrs[LIMITS_HIT] = tuple(sorted(hit))
-    return replace_span(span, attributes=attrs, events=events)

@@ -21,8 +21,9 @@ from opentelemetry.util.types import AttributeValue
 
 from letta_otel.letta.models import Step
 from letta_otel.mapping import semconv as sc
+from letta_otel.mapping.attributes import llm_attributes, request_model
 from letta_otel.mapping.records import RunRecord, StepRecord
-from letta_otel.mapping.spans import llm_attributes, request_model, run_error
+from letta_otel.mapping.spans import run_error
 from letta_otel.mapping.timing import run_window, step_timing
 
 # --- instrument names -------------------------------------------------------------

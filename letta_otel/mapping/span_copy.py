@@ -35,3 +35,15 @@ def replace_span(
         end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope,
     )
+
+
+# Honeycomb's attribute: "this span stands for N" (see letta_otel.selection.sampling).
+SAMPLE_RATE_ATTRIBUTE = "SampleRate"
+
+
+def with_sample_rate(spans: Sequence[ReadableSpan], rate: int) -> list[ReadableSpan]:
+    """Copies of ``spans`` carrying ``SampleRate = rate``."""
+    return [
+        replace_span(span, attributes={**(span.attributes or {}), SAMPLE_RATE_ATTRIBUTE: rate})
+        for span in spans
+    ]

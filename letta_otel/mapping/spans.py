@@ -8,42 +8,52 @@ Span model (one trace per run, see ``ids``)::
        └─ execute_tool {tool}   INTERNAL  one per tool call
 
 No I/O happens here: the same records always give the same spans, byte for byte.
+The spans' attributes are read in :mod:`.attributes`; content capture and the limits
+are applied as each span is made (:func:`_make_span`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, cast
-from urllib.parse import urlsplit
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.util.types import AttributeValue
 
-from letta_otel.letta.models import ErrorData, Message, Run, Step
+from letta_otel.letta.models import ErrorData, Message, Run
 from letta_otel.mapping import ids, provider
 from letta_otel.mapping import semconv as sc
-from letta_otel.mapping.capture import DEFAULT_POLICY, ContentPolicy, capture_llm, capture_tool
-from letta_otel.mapping.clean import (
-    INT64_MAX,
-    clean_attrs,
-    clean_attrs_sized,
-    clean_text,
-    cut_text,
+from letta_otel.mapping.attributes import (
+    Attrs,
+    conversation_id,
+    llm_attributes,
+    llm_error_type,
+    put,
+    put_server,
+    request_model,
+    step_attributes,
+    tool_attributes,
 )
+from letta_otel.mapping.capture import DEFAULT_POLICY, ContentPolicy, capture_llm, capture_tool
+from letta_otel.mapping.clean import INT64_MAX, clean_attrs, clean_attrs_sized, clean_text, cut_text
 from letta_otel.mapping.limits import Captured, finalize
 from letta_otel.mapping.records import RunRecord, StepRecord
 from letta_otel.mapping.timing import Window, run_window, step_timing
 
 STEP_SPAN_NAME = "agent_step"
+
+
 MAX_STACKTRACE_BYTES = 8192
+
+
 MAX_STATUS_MESSAGE_BYTES = 1024
 
+
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
 _UNSET = Status(StatusCode.UNSET)  # immutable: one shared by every span without an error
 
 
@@ -60,39 +70,6 @@ class MappingContext:
     @property
     def policy(self) -> ContentPolicy:
         return self.content or DEFAULT_POLICY
-
-
-Attrs = dict[str, AttributeValue]
-
-
-def _put(attrs: Attrs, key: str, value: AttributeValue | None) -> None:
-    """Set an attribute unless the value is missing (None, empty string or list)."""
-    # Most values are truthy: one test decides (about 20 calls per span).
-    if value or (value is not None and not isinstance(value, str | tuple | list)):
-        attrs[key] = value
-
-
-@lru_cache(maxsize=256)  # a deployment has a handful of endpoints; urlsplit is not cheap
-def endpoint_address(url: str | None) -> tuple[str, int | None] | None:
-    """``server.address``/``server.port`` of a model endpoint or base URL."""
-    if not url:
-        return None
-    try:
-        parts = urlsplit(url if "//" in url else f"//{url}")
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return None
-    if not host:
-        return None
-    if port is None and parts.scheme in ("http", "https"):
-        port = 443 if parts.scheme == "https" else 80
-    return host, port
-
-
-def _put_server(attrs: Attrs, address: tuple[str, int | None] | None) -> None:
-    if address:
-        _put(attrs, sc.SERVER_ADDRESS, address[0])
-        _put(attrs, sc.SERVER_PORT, address[1])
 
 
 # OTLP times are unsigned 64-bit ns; stay within signed range for every backend.
@@ -145,9 +122,6 @@ def _make_span(
     return finalize(span, captured, limits, policy.redactor, long_strings=long)
 
 
-# --- step -------------------------------------------------------------------------
-
-
 def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[ReadableSpan]:
     """The ``agent_step`` span with its ``chat`` and ``execute_tool`` children."""
     step = record.step
@@ -169,7 +143,7 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
             parent=run_parent,
             kind=SpanKind.INTERNAL,
             window=timing.step,
-            attributes=_step_attributes(record, timing.source),
+            attributes=step_attributes(record, timing.source),
             status=_step_status(record),
             events=_exception_events(step.error_type, step.error_data, timing.step.end_ns),
         )
@@ -202,7 +176,7 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
                 parent=step_context,
                 kind=SpanKind.INTERNAL,
                 window=window,
-                attributes=_tool_attributes(record, call_id, name, status),
+                attributes=tool_attributes(record, call_id, name, status),
                 status=Status(StatusCode.ERROR, f"tool {name} failed")
                 if status == "error"
                 else _UNSET,
@@ -210,55 +184,6 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
             )
         )
     return spans
-
-
-def _identity(step: Step) -> Attrs:
-    attrs: Attrs = {sc.LETTA_STEP_ID: step.id}
-    _put(attrs, sc.LETTA_RUN_ID, step.run_id)
-    _put(attrs, sc.LETTA_AGENT_ID, step.agent_id)
-    return attrs
-
-
-def _conversation_id(run: Run | None, agent_id: str | None) -> str | None:
-    # Letta keeps one default conversation per agent; explicit ones have their own id.
-    if run is not None and run.conversation_id:
-        return run.conversation_id
-    return agent_id
-
-
-def _step_attributes(record: StepRecord, timing_source: str) -> Attrs:
-    step, metrics, agent = record.step, record.metrics, record.agent
-    attrs = _identity(step)
-    _put(attrs, sc.LETTA_STEP_STATUS, step.status or "unknown")
-    _put(attrs, sc.LETTA_STEP_STOP_REASON, step.stop_reason)
-    _put(attrs, sc.LETTA_STEP_ERROR_TYPE, step.error_type)
-    _put(attrs, sc.LETTA_TRACE_ID, step.trace_id)
-    # The model and provider from the step record itself, so every step span (a failed
-    # one without a provider trace above all) can be grouped by them; the same values
-    # the letta.steps counter carries.
-    _put(attrs, sc.REQUEST_MODEL, request_model(record))
-    _put(attrs, sc.PROVIDER_NAME, sc.genai_provider_name(step.provider_name))
-    _put(attrs, sc.LETTA_MODEL_HANDLE, step.model_handle)
-    _put(attrs, sc.LETTA_PROVIDER_NAME, step.provider_name)
-    _put(attrs, sc.LETTA_PROVIDER_CATEGORY, step.provider_category)
-    _put(attrs, sc.LETTA_PROJECT_ID, step.project_id)
-    _put(attrs, sc.LETTA_STEP_TAGS, tuple(step.tags or ()))
-    _put(attrs, sc.LETTA_STEP_FEEDBACK, step.feedback)
-    _put(attrs, sc.AGENT_ID, step.agent_id)
-    _put(attrs, sc.AGENT_NAME, agent.name if agent else None)
-    _put(attrs, sc.CONVERSATION_ID, _conversation_id(record.run, step.agent_id))
-    _put(attrs, sc.LETTA_TIMING_SOURCE, timing_source)
-    if metrics is not None:
-        _put(attrs, sc.LETTA_STEP_NS, metrics.step_ns)
-        _put(attrs, sc.LETTA_STEP_LLM_REQUEST_NS, metrics.llm_request_ns)
-        _put(attrs, sc.LETTA_STEP_TOOL_EXECUTION_NS, metrics.tool_execution_ns)
-    if record.incomplete:
-        attrs[sc.LETTA_STEP_INCOMPLETE] = True
-    if "trace" in record.missing or record.trace is None:
-        attrs[sc.LETTA_PROVIDER_TRACE_MISSING] = True
-    if step.status == "failed":
-        attrs[sc.ERROR_TYPE] = step.error_type or step.stop_reason or sc.ERROR_TYPE_OTHER
-    return attrs
 
 
 def _step_status(record: StepRecord) -> Status:
@@ -274,7 +199,7 @@ def _exception_events(error_type: str | None, error: ErrorData | None, at_ns: in
     if error is None or not (error.message or error.traceback):
         return []
     attrs: Attrs = {sc.EXCEPTION_TYPE: error_type or sc.ERROR_TYPE_OTHER}
-    _put(attrs, sc.EXCEPTION_MESSAGE, cut_text(error.message or "", MAX_STACKTRACE_BYTES))
+    put(attrs, sc.EXCEPTION_MESSAGE, cut_text(error.message or "", MAX_STACKTRACE_BYTES))
     if error.traceback:
         # The tail holds the frame that raised; keep it when cutting.
         attrs[sc.EXCEPTION_STACKTRACE] = cut_text(
@@ -283,153 +208,16 @@ def _exception_events(error_type: str | None, error: ErrorData | None, at_ns: in
     return [Event("exception", attrs, timestamp=at_ns)]
 
 
-# --- LLM call -----------------------------------------------------------------------
-
-
-def request_model(record: StepRecord) -> str:
-    request = record.trace.request_json if record.trace else None
-    model = (request or {}).get("model")
-    if isinstance(model, str) and model:
-        return model
-    return record.step.model or ""
-
-
-def llm_attributes(record: StepRecord) -> Attrs:
-    """The chat span's attributes (a fresh copy: callers add to it)."""
-    cached = record.memo.get("llm_attributes")
-    if cached is None:
-        cached = record.memo["llm_attributes"] = _compute_llm_attributes(record)
-    return dict(cast("Attrs", cached))
-
-
-def _compute_llm_attributes(record: StepRecord) -> Attrs:
-    step, trace = record.step, record.trace
-    request = trace.request_json if trace else None
-    response = trace.response_json if trace else None
-    config = (trace.llm_config if trace else None) or {}
-    attrs = _identity(step)
-    attrs[sc.OPERATION_NAME] = sc.OP_CHAT
-    endpoint_type = config.get("model_endpoint_type")
-    _put(
-        attrs,
-        sc.PROVIDER_NAME,
-        sc.genai_provider_name(endpoint_type if isinstance(endpoint_type, str) else None)
-        or sc.genai_provider_name(step.provider_name),
-    )
-    _put(attrs, sc.REQUEST_MODEL, request_model(record))
-    _put(attrs, sc.RESPONSE_MODEL, provider.response_model(response))
-    _put(attrs, sc.RESPONSE_ID, provider.response_id(response))
-    _put(attrs, sc.RESPONSE_FINISH_REASONS, provider.finish_reasons(response))
-    _put_usage(attrs, step, response)
-    _put_request_params(attrs, provider.request_params(request, config))
-    _put(attrs, sc.CONVERSATION_ID, _conversation_id(record.run, step.agent_id))
-    endpoint = step.model_endpoint or config.get("model_endpoint")
-    _put_server(attrs, endpoint_address(endpoint if isinstance(endpoint, str) else None))
-    _put(attrs, sc.LETTA_CALL_TYPE, trace.call_type if trace else None)
-    _put(attrs, sc.LETTA_MODEL_HANDLE, step.model_handle or _str_or_none(config.get("handle")))
-    _put(attrs, sc.LETTA_PROVIDER_NAME, step.provider_name)
-    _put(attrs, sc.LETTA_PROVIDER_CATEGORY, step.provider_category)
-    _put(attrs, sc.LETTA_PROVIDER_TRACE_ID, trace.id if trace else None)
-    _put(attrs, sc.LETTA_CONTEXT_WINDOW_LIMIT, step.context_window_limit)
-    _put(attrs, sc.LETTA_TOTAL_TOKENS, step.total_tokens)
-    if trace is None:
-        attrs[sc.LETTA_PROVIDER_TRACE_MISSING] = True
-    error = _llm_error_type(record)
-    if error:
-        attrs[sc.ERROR_TYPE] = error
-    return attrs
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _detail(details: Mapping[str, Any] | None, *keys: str) -> int | None:
-    for key in keys:
-        value = (details or {}).get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
-def _put_usage(attrs: Attrs, step: Step, response: dict[str, Any] | None) -> None:
-    # The step's own counters are Letta's normalised view (Anthropic prompt_tokens
-    # already include cache reads/writes, as gen_ai.usage.input_tokens requires).
-    pd, cd = step.prompt_tokens_details, step.completion_tokens_details
-    own = (
-        step.prompt_tokens,
-        step.completion_tokens,
-        step.cached_input_tokens
-        if step.cached_input_tokens is not None
-        else _detail(pd, "cache_read_tokens", "cached_tokens"),
-        step.cache_write_tokens
-        if step.cache_write_tokens is not None
-        else _detail(pd, "cache_creation_tokens"),
-        step.reasoning_tokens
-        if step.reasoning_tokens is not None
-        else _detail(cd, "reasoning_tokens"),
-    )
-    # The payload is read only when the step lacks a counter (usually it has them all).
-    fallback = provider.response_usage(response) if None in own else _NO_USAGE
-    for key, value, payload in zip(_USAGE_KEYS, own, fallback, strict=True):
-        _put(attrs, key, value if value is not None else payload)
-
-
-_USAGE_KEYS = (
-    sc.USAGE_INPUT_TOKENS,
-    sc.USAGE_OUTPUT_TOKENS,
-    sc.USAGE_CACHE_READ_INPUT_TOKENS,
-    sc.USAGE_CACHE_CREATION_INPUT_TOKENS,
-    sc.USAGE_REASONING_OUTPUT_TOKENS,
-)
-_NO_USAGE = provider.Usage()
-
-
-def _put_request_params(attrs: Attrs, params: provider.RequestParams) -> None:
-    _put(attrs, sc.REQUEST_TEMPERATURE, params.temperature)
-    _put(attrs, sc.REQUEST_MAX_TOKENS, params.max_tokens)
-    _put(attrs, sc.REQUEST_TOP_P, params.top_p)
-    _put(attrs, sc.REQUEST_TOP_K, params.top_k)
-    _put(attrs, sc.REQUEST_FREQUENCY_PENALTY, params.frequency_penalty)
-    _put(attrs, sc.REQUEST_PRESENCE_PENALTY, params.presence_penalty)
-    _put(attrs, sc.REQUEST_STOP_SEQUENCES, params.stop_sequences)
-    _put(attrs, sc.REQUEST_SEED, params.seed)
-    _put(attrs, sc.REQUEST_CHOICE_COUNT, params.choice_count)
-    _put(attrs, sc.REQUEST_STREAM, params.stream)
-
-
-def _llm_error_type(record: StepRecord) -> str | None:
-    response = record.trace.response_json if record.trace else None
-    from_payload = provider.error_type(response)
-    if from_payload:
-        return from_payload
-    if record.step.status == "failed" and record.step.stop_reason in _LLM_STOP_REASONS:
-        return record.step.error_type or record.step.stop_reason
-    return None
-
-
-_LLM_STOP_REASONS = frozenset(
-    {
-        "llm_api_error",
-        "invalid_llm_response",
-        "max_tokens_exceeded",
-        "context_window_overflow_in_system_prompt",
-    }
-)
-
-
 def _llm_status(record: StepRecord) -> Status:
     response = record.trace.response_json if record.trace else None
     if provider.response_kind(response) == "error":
         message = (response or {}).get("error")
         return Status(StatusCode.ERROR, cut_text(str(message or ""), MAX_STATUS_MESSAGE_BYTES))
-    if _llm_error_type(record):
+    if llm_error_type(record):
         message = record.step.error_data.message if record.step.error_data else None
         return Status(StatusCode.ERROR, cut_text(message or "", MAX_STATUS_MESSAGE_BYTES))
     return _UNSET
 
-
-# --- tools --------------------------------------------------------------------------
 
 ToolCallInfo = tuple[str, str | None, str | None]  # call id, tool name, return status
 
@@ -469,23 +257,6 @@ def _collect_message_calls(
             statuses[message.tool_call_id] = message.status
 
 
-def _tool_attributes(
-    record: StepRecord, call_id: str, name: str | None, status: str | None
-) -> Attrs:
-    attrs = _identity(record.step)
-    attrs[sc.OPERATION_NAME] = sc.OP_EXECUTE_TOOL
-    attrs[sc.TOOL_CALL_ID] = call_id
-    attrs[sc.TOOL_TYPE] = "function"
-    _put(attrs, sc.TOOL_NAME, name)
-    _put(attrs, sc.LETTA_TOOL_STATUS, status)
-    if status == "error":
-        attrs[sc.ERROR_TYPE] = "tool_error"
-    return attrs
-
-
-# --- run ------------------------------------------------------------------------------
-
-
 def map_run(record: RunRecord, ctx: MappingContext, trace_id: int) -> ReadableSpan:
     """The ``invoke_agent`` span: the root of a run's trace."""
     run, agent = record.run, record.agent
@@ -496,19 +267,19 @@ def map_run(record: RunRecord, ctx: MappingContext, trace_id: int) -> ReadableSp
         sc.PROVIDER_NAME: sc.LETTA_AGENT_PROVIDER,
         sc.LETTA_RUN_ID: run.id,
     }
-    _put(attrs, sc.AGENT_ID, run.agent_id)
-    _put(attrs, sc.AGENT_NAME, name)
-    _put(attrs, sc.CONVERSATION_ID, _conversation_id(run, run.agent_id))
-    _put(attrs, sc.LETTA_AGENT_ID, run.agent_id)
-    _put(attrs, sc.LETTA_AGENT_TYPE, agent.agent_type if agent else None)
-    _put(attrs, sc.LETTA_AGENT_TAGS, tuple(agent.tags or ()) if agent else None)
-    _put(attrs, sc.LETTA_RUN_STATUS, run.status or "unknown")
-    _put(attrs, sc.LETTA_RUN_STOP_REASON, run.stop_reason)
-    _put(attrs, sc.LETTA_RUN_TYPE, run.run_type)
-    _put(attrs, sc.LETTA_RUN_BACKGROUND, run.background)
-    _put(attrs, sc.LETTA_RUN_TTFT_NS, run.ttft_ns)
-    _put(attrs, sc.LETTA_TIMING_SOURCE, source)
-    _put_server(attrs, ctx.letta_server)
+    put(attrs, sc.AGENT_ID, run.agent_id)
+    put(attrs, sc.AGENT_NAME, name)
+    put(attrs, sc.CONVERSATION_ID, conversation_id(run, run.agent_id))
+    put(attrs, sc.LETTA_AGENT_ID, run.agent_id)
+    put(attrs, sc.LETTA_AGENT_TYPE, agent.agent_type if agent else None)
+    put(attrs, sc.LETTA_AGENT_TAGS, tuple(agent.tags or ()) if agent else None)
+    put(attrs, sc.LETTA_RUN_STATUS, run.status or "unknown")
+    put(attrs, sc.LETTA_RUN_STOP_REASON, run.stop_reason)
+    put(attrs, sc.LETTA_RUN_TYPE, run.run_type)
+    put(attrs, sc.LETTA_RUN_BACKGROUND, run.background)
+    put(attrs, sc.LETTA_RUN_TTFT_NS, run.ttft_ns)
+    put(attrs, sc.LETTA_TIMING_SOURCE, source)
+    put_server(attrs, ctx.letta_server)
 
     status, events = _UNSET, []
     if run.status == "failed":

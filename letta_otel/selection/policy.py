@@ -1,13 +1,14 @@
-"""Filters and sampling applied to the open steps of one poll cycle (the bridge's hook).
+"""Filters and sampling applied to the open steps of one poll cycle: the decisions (pure).
 
-Each cycle the bridge hands every open step (with its current Letta view) to
-:meth:`Selection.select`, which sorts them:
+Each cycle the pipeline (:mod:`letta_otel.pipeline.selecting`) gets every open step's
+current Letta view and what the state file knows of their runs, and sorts the steps
+with :class:`Policy` into a :class:`Plan`:
 
 * **filtered** — a filter rejects it: settled as ``filtered``, never enriched. Filters
   on agent, tags, model, handle and project are decided as soon as the step is seen
   (as the server does when the filter is pushed down); the status filter once the step
   is final (or incomplete).
-* **proceed** — export it as usual (the bridge still waits for pending steps and late
+* **proceed** — export it as usual (the pipeline still waits for pending steps and late
   provider traces), with the ``SampleRate`` its run was kept at (None: no attribute).
 * **held** (sampling only) — its run is not decided yet: the run is not terminal, or
   some of its steps are not. Held steps stay open; nothing is enriched meanwhile.
@@ -20,62 +21,59 @@ late step of a sampled-out run is dropped too, unless it is a failure: then the 
 reopened with its sampled-out steps and decided again, whole (it will be kept). A run
 whose steps were all filtered out sends no root span; a late step that passes the
 filters reopens it.
+
+The decisions need data fetched in between (an agent's tags only for the steps whose
+own fields pass; a run only while its fate is open), so :class:`Policy` offers them in
+the order the pipeline asks: :meth:`~Policy.by_fields`, :meth:`~Policy.tag_lookups`,
+:meth:`~Policy.by_tags_and_status`, :meth:`~Policy.reopen`, then either
+:meth:`~Policy.proceed_all` (no sampling) or :meth:`~Policy.by_run`,
+:meth:`~Policy.runs_to_fetch` and :meth:`~Policy.decide_runs`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
-from letta_otel.letta.client import LettaError
-from letta_otel.letta.enrich import Enricher
 from letta_otel.letta.models import Run, Step
-from letta_otel.mapping.records import RunRecord, StepRecord
 from letta_otel.selection.filters import StepFilters
 from letta_otel.selection.sampling import Sampler, StepView, decide
-from letta_otel.state import OpenStep, RunSelection
-
-log = logging.getLogger(__name__)
 
 
-class SelectionObserver(Protocol):
-    """Told about everything sampling settles without exporting it, so metrics still
-    count it (``step_accounted`` once per sampled-out step, ``run_accounted`` once per
-    sampled-out run, after the state committed the decision)."""
+class OpenEntry(Protocol):
+    """An open step as the state file has it."""
 
-    def step_accounted(self, record: StepRecord) -> None: ...
+    @property
+    def step_id(self) -> str: ...
+    @property
+    def run_id(self) -> str | None: ...
+    @property
+    def first_seen_ns(self) -> int: ...
 
-    def run_accounted(self, record: RunRecord) -> None: ...
 
+class RunFate(Protocol):
+    """What the state file knows about a run: its state, the SampleRate it was kept at,
+    and how many of its steps went out (exported) or were settled as kept (exported or
+    skipped)."""
 
-class SelectionState(Protocol):
-    def run_selection_info(self, run_ids: Iterable[str]) -> dict[str, RunSelection]: ...
-
-    def forget(self, *, step_ids: Iterable[str] = (), run_ids: Iterable[str] = ()) -> None: ...
-
-    def record_selection(
-        self,
-        *,
-        now_ns: int,
-        filtered: Iterable[tuple[str, str | None]] = (),
-        sampled: Iterable[tuple[str, str | None]] = (),
-        sampled_runs: Iterable[str] = (),
-        filtered_runs: Iterable[str] = (),
-        kept_runs: Mapping[str, int] | None = None,
-        reopened_runs: Iterable[str] = (),
-    ) -> None: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def sample_rate(self) -> int | None: ...
+    @property
+    def exported_steps(self) -> int: ...
+    @property
+    def kept_steps(self) -> int: ...
 
 
 @dataclass(frozen=True)
 class Candidate:
     """An open step and its current Letta view."""
 
-    entry: OpenStep
+    entry: OpenEntry
     step: Step
     incomplete: bool = False
 
@@ -107,7 +105,8 @@ class Plan:
     reopened_runs: set[str] = field(default_factory=set)
     blocked_runs: set[str] = field(default_factory=set)  # undecidable this cycle
     runs: dict[str, Run | None] = field(default_factory=dict)  # as fetched for decisions
-    errors: list[tuple[str, LettaError]] = field(default_factory=list)
+    # What could not be fetched (the pipeline's Letta errors): its runs wait.
+    errors: list[tuple[str, Exception]] = field(default_factory=list)
 
     @property
     def settled_ids(self) -> set[str]:
@@ -129,162 +128,41 @@ class Plan:
         )
 
 
-class Selection:
+class Policy:
     def __init__(
         self,
         filters: StepFilters,
         sampler: Sampler,
-        enricher: Enricher,
         *,
         pending_timeout: timedelta = timedelta(hours=1),
     ) -> None:
         self.filters = filters
         self.sampler = sampler
-        self._enricher = enricher
         self._pending_timeout_ns = int(pending_timeout.total_seconds() * 1_000_000_000)
-        # Finished steps held for their run: reused next cycle instead of fetched again.
-        self._held: dict[str, Step] = {}
 
     @property
     def active(self) -> bool:
         return self.filters.active or self.sampler.active
 
-    async def select(
-        self,
-        open_steps: list[OpenStep],
-        known: dict[str, Step],
-        state: SelectionState,
-        *,
-        now_ns: int,
-    ) -> Plan:
-        """One cycle: get every open step's current view, sort, settle what is dropped.
-
-        ``known`` holds the steps a listing just returned; the others are fetched (or
-        reused while held) and added to it, so the bridge does not fetch them again.
-        Failed fetches are in ``plan.errors``; their runs wait.
-        """
-        for entry in open_steps:
-            held = self._held.get(entry.step_id)
-            if entry.step_id not in known and held is not None:
-                known[entry.step_id] = held
-        to_fetch = [o for o in open_steps if o.step_id not in known]
-        fetched = await asyncio.gather(
-            *(self._enricher.step(o.step_id) for o in to_fetch), return_exceptions=True
-        )
-        errors: list[tuple[str, LettaError]] = []
-        unresolved: set[str] = set()
-        gone: list[str] = []
-        for entry, result in zip(to_fetch, fetched, strict=True):
-            if isinstance(result, LettaError):
-                errors.append((f"fetching step {entry.step_id}", result))
-                if entry.run_id:
-                    unresolved.add(entry.run_id)
-            elif isinstance(result, BaseException):
-                raise result
-            elif result is None:
-                log.warning("step %s disappeared from Letta; forgetting it", entry.step_id)
-                gone.append(entry.step_id)
-            else:
-                known[entry.step_id] = result
-        if gone:
-            state.forget(step_ids=gone)
-        candidates = [
+    def candidates(
+        self, open_steps: Iterable[OpenEntry], known: Mapping[str, Step], now_ns: int
+    ) -> list[Candidate]:
+        """The open steps whose Letta view is known, each marked incomplete as the
+        pipeline decides it: still pending ``pending_timeout`` after first seen."""
+        return [
             Candidate(o, step, incomplete=self._incomplete(step, o, now_ns))
             for o in open_steps
             if (step := known.get(o.step_id)) is not None
         ]
-        plan = await self.plan(candidates, state, unresolved_runs=unresolved, now_ns=now_ns)
-        plan.errors[:0] = errors
-        if plan.changes_state:
-            state.record_selection(
-                now_ns=now_ns,
-                filtered=[(c.step_id, c.run_id) for c in plan.filtered],
-                sampled=[(c.step_id, c.run_id) for c in plan.sampled],
-                sampled_runs=plan.sampled_runs,
-                kept_runs=plan.kept_runs,
-                reopened_runs=plan.reopened_runs,
-            )
-        return plan
 
-    def _incomplete(self, step: Step, entry: OpenStep, now_ns: int) -> bool:
-        """As the bridge decides it: still pending ``pending_timeout`` after first seen."""
+    def _incomplete(self, step: Step, entry: OpenEntry, now_ns: int) -> bool:
         return not step.is_terminal and now_ns - entry.first_seen_ns >= self._pending_timeout_ns
-
-    async def account(self, plan: Plan, observer: SelectionObserver, *, now_ns: int) -> None:
-        """Sampled-out work still counts: hand it to the observer (metrics), after the
-        state committed the decision (so a crash can lose a count, never double it)."""
-        for candidate in plan.sampled:
-            step = candidate.step
-            observer.step_accounted(
-                StepRecord(
-                    step=step,
-                    run=plan.runs.get(candidate.run_id or ""),
-                    agent=await self._enricher.agent(step.agent_id),
-                    observed_ns=candidate.entry.first_seen_ns,
-                    incomplete=candidate.incomplete,
-                    missing=frozenset({"trace", "metrics", "messages"}),
-                )
-            )
-        for run_id in plan.sampled_runs:
-            run = plan.runs.get(run_id)
-            if run is not None:
-                observer.run_accounted(
-                    RunRecord(run, await self._enricher.agent(run.agent_id), now_ns)
-                )
-
-    async def plan(
-        self,
-        candidates: list[Candidate],
-        state: SelectionState,
-        *,
-        unresolved_runs: Iterable[str] = (),
-        now_ns: int,
-    ) -> Plan:
-        """Sort the open steps; ``unresolved_runs`` have an open step Letta did not give us."""
-        plan = Plan(blocked_runs=set(unresolved_runs))
-        selected = await self._apply_filters(candidates, plan)
-        run_ids = {c.run_id for c in selected if c.run_id}
-        infos = state.run_selection_info(run_ids) if run_ids else {}
-        for run_id in run_ids:
-            info = infos.get(run_id)
-            # A late step passes the filters, or sampling was turned off since the run
-            # was sampled out: the run goes out after all, whole.
-            if info is not None and (
-                info.state == "filtered" or (info.state == "sampled" and not self.sampler.active)
-            ):
-                plan.reopened_runs.add(run_id)
-        if not self.sampler.active:
-            plan.proceed.update(dict.fromkeys((c.step_id for c in selected), None))
-        else:
-            await self._apply_sampling(selected, infos, plan, now_ns)
-        self._held = {
-            c.step_id: c.step for c in selected if c.step_id in plan.held and c.step.is_terminal
-        }
-        return plan
-
-    def root_rates(
-        self, run_ids: list[str], kept_now: set[str], state: SelectionState
-    ) -> tuple[dict[str, int | None], list[str]]:
-        """Of the open runs with no open step: the ones whose root is due (with their
-        SampleRate), and the ones whose steps were all filtered out (no root)."""
-        if not run_ids:
-            return {}, []
-        infos = state.run_selection_info(run_ids)
-        due: dict[str, int | None] = {}
-        none_kept: list[str] = []
-        for run_id in run_ids:
-            info = infos.get(run_id)
-            kept = run_id in kept_now or (info is not None and info.kept_steps > 0)
-            if self.filters.active and not kept:
-                none_kept.append(run_id)
-                continue
-            rate = info.sample_rate if info is not None else None
-            due[run_id] = (rate or 1) if self.sampler.active else None
-        return due, none_kept
 
     # --- filters ------------------------------------------------------------------------
 
-    async def _apply_filters(self, candidates: list[Candidate], plan: Plan) -> list[Candidate]:
+    def by_fields(self, candidates: Sequence[Candidate], plan: Plan) -> list[Candidate]:
+        """The candidates whose own fields pass (all of them with no filter); the others
+        are filtered."""
         filters = self.filters
         if not filters.active:
             return list(candidates)
@@ -292,9 +170,21 @@ class Selection:
         for candidate in candidates:
             target = fields_ok if filters.matches_fields(candidate.step) else plan.filtered
             target.append(candidate)
-        tags: dict[str, tuple[str, ...]] = {}
-        if filters.needs_agent_tags:
-            tags = await self._agent_tags({c.step.agent_id for c in fields_ok}, plan)
+        return fields_ok
+
+    def tag_lookups(self, fields_ok: Iterable[Candidate]) -> list[str]:
+        """The agents whose tags the tag filter needs (none when it is off)."""
+        if not self.filters.needs_agent_tags:
+            return []
+        return sorted({c.step.agent_id for c in fields_ok if c.step.agent_id})
+
+    def by_tags_and_status(
+        self, fields_ok: Iterable[Candidate], tags: Mapping[str, tuple[str, ...]], plan: Plan
+    ) -> list[Candidate]:
+        """Of the candidates whose fields pass, those whose agent's ``tags`` and (once
+        final) status pass too; the others are filtered. A candidate whose agent could
+        not be read waits: its run is blocked this cycle."""
+        filters = self.filters
         passing: list[Candidate] = []
         for candidate in fields_ok:
             agent_id = candidate.step.agent_id or ""
@@ -313,69 +203,91 @@ class Selection:
                 passing.append(candidate)
         return passing
 
-    async def _agent_tags(
-        self, agent_ids: set[str | None], plan: Plan
-    ) -> dict[str, tuple[str, ...]]:
-        ids = sorted(a for a in agent_ids if a)
-        results = await asyncio.gather(
-            *(self._enricher.lookup_agent(a) for a in ids), return_exceptions=True
-        )
-        tags: dict[str, tuple[str, ...]] = {}
-        for agent_id, result in zip(ids, results, strict=True):
-            if isinstance(result, LettaError):
-                plan.errors.append((f"fetching agent {agent_id} for the tag filter", result))
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                # An agent that no longer exists has no tags.
-                tags[agent_id] = tuple(result.tags or ()) if result is not None else ()
-        return tags
+    # --- runs already decided -----------------------------------------------------------
+
+    def reopen(self, run_ids: Iterable[str], fates: Mapping[str, RunFate], plan: Plan) -> None:
+        """A late step passes the filters, or sampling was turned off since the run was
+        sampled out: the run goes out after all, whole."""
+        for run_id in run_ids:
+            fate = fates.get(run_id)
+            if fate is not None and (
+                fate.state == "filtered" or (fate.state == "sampled" and not self.sampler.active)
+            ):
+                plan.reopened_runs.add(run_id)
+
+    def held_steps(self, selected: Iterable[Candidate], plan: Plan) -> dict[str, Step]:
+        """Finished steps held for their run: the pipeline reuses them next cycle instead
+        of fetching them again."""
+        return {
+            c.step_id: c.step for c in selected if c.step_id in plan.held and c.step.is_terminal
+        }
+
+    def root_rates(
+        self, run_ids: Sequence[str], kept_now: set[str], fates: Mapping[str, RunFate]
+    ) -> tuple[dict[str, int | None], list[str]]:
+        """Of the open runs with no open step: the ones whose root is due (with their
+        SampleRate), and the ones whose steps were all filtered out (no root)."""
+        due: dict[str, int | None] = {}
+        none_kept: list[str] = []
+        for run_id in run_ids:
+            fate = fates.get(run_id)
+            kept = run_id in kept_now or (fate is not None and fate.kept_steps > 0)
+            if self.filters.active and not kept:
+                none_kept.append(run_id)
+                continue
+            rate = fate.sample_rate if fate is not None else None
+            due[run_id] = (rate or 1) if self.sampler.active else None
+        return due, none_kept
 
     # --- sampling -----------------------------------------------------------------------
 
-    async def _apply_sampling(
-        self,
-        selected: list[Candidate],
-        infos: dict[str, RunSelection],
-        plan: Plan,
-        now_ns: int,
-    ) -> None:
+    def proceed_all(self, selected: Iterable[Candidate], plan: Plan) -> None:
+        """Sampling off: every selected step goes on, without a SampleRate."""
+        plan.proceed.update(dict.fromkeys((c.step_id for c in selected), None))
+
+    def by_run(self, selected: Iterable[Candidate], plan: Plan) -> dict[str, list[Candidate]]:
+        """The selected steps grouped by run; a step without a run is decided at once."""
         by_run: dict[str, list[Candidate]] = defaultdict(list)
         for candidate in selected:
             if candidate.run_id:
                 by_run[candidate.run_id].append(candidate)
             else:
                 self._decide_alone(candidate, plan)
-        runs = await self._runs([r for r in by_run if _state(infos.get(r), plan, r) == "open"])
-        plan.runs.update({r: run for r, run in runs.items() if not isinstance(run, LettaError)})
+        return by_run
+
+    def runs_to_fetch(
+        self, by_run: Mapping[str, object], fates: Mapping[str, RunFate], plan: Plan
+    ) -> list[str]:
+        """The runs whose fate is open: deciding them needs their Letta view."""
+        return [r for r in by_run if _state(fates.get(r), plan, r) == "open"]
+
+    def decide_runs(
+        self,
+        by_run: Mapping[str, list[Candidate]],
+        fates: Mapping[str, RunFate],
+        runs: Mapping[str, Run | Exception | None],
+        plan: Plan,
+        now_ns: int,
+    ) -> None:
+        """Keep or drop each run whole; ``runs`` holds the fetched open ones (an
+        exception: it could not be read, its steps wait)."""
+        plan.runs.update({r: run for r, run in runs.items() if not isinstance(run, Exception)})
         for run_id, group in by_run.items():
-            state = _state(infos.get(run_id), plan, run_id)
-            info = infos.get(run_id)
+            state = _state(fates.get(run_id), plan, run_id)
+            fate = fates.get(run_id)
             if state == "exported":
-                rate = (info.sample_rate if info else None) or 1
+                rate = (fate.sample_rate if fate else None) or 1
                 plan.proceed.update(dict.fromkeys((c.step_id for c in group), rate))
             elif state == "sampled":
                 self._late_in_sampled_run(run_id, group, plan)
             else:
                 fetched = runs.get(run_id)
-                if isinstance(fetched, LettaError):
+                if isinstance(fetched, Exception):
                     plan.errors.append((f"fetching run {run_id}", fetched))
                     plan.blocked_runs.add(run_id)
                     plan.held.update(c.step_id for c in group)
                     continue
-                self._decide_run(run_id, group, fetched, info, plan, now_ns)
-
-    async def _runs(self, run_ids: list[str]) -> dict[str, Run | LettaError | None]:
-        results = await asyncio.gather(
-            *(self._enricher.run(r) for r in run_ids), return_exceptions=True
-        )
-        out: dict[str, Run | LettaError | None] = {}
-        for run_id, result in zip(run_ids, results, strict=True):
-            if isinstance(result, LettaError | Run) or result is None:
-                out[run_id] = result
-            else:
-                raise result
-        return out
+                self._decide_run(run_id, group, fetched, fate, plan, now_ns)
 
     def _decide_alone(self, candidate: Candidate, plan: Plan) -> None:
         """A step without a run is its own unit."""
@@ -404,7 +316,7 @@ class Selection:
         run_id: str,
         group: list[Candidate],
         run: Run | None,
-        info: RunSelection | None,
+        fate: RunFate | None,
         plan: Plan,
         now_ns: int,
     ) -> None:
@@ -422,7 +334,7 @@ class Selection:
             [c.view for c in group],
             run_status=run.status if run else None,
             run_incomplete=stuck,
-            force_keep=info is not None and info.exported_steps > 0,
+            force_keep=fate is not None and fate.exported_steps > 0,
         )
         if verdict.keep:
             plan.proceed.update(dict.fromkeys((c.step_id for c in group), verdict.sample_rate))
@@ -432,7 +344,7 @@ class Selection:
             plan.sampled_runs.append(run_id)
 
 
-def _state(info: RunSelection | None, plan: Plan, run_id: str) -> str:
-    if info is None or run_id in plan.reopened_runs:
+def _state(fate: RunFate | None, plan: Plan, run_id: str) -> str:
+    if fate is None or run_id in plan.reopened_runs:
         return "open"
-    return info.state
+    return fate.state

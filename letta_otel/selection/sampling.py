@@ -21,20 +21,17 @@ failure (they carry ``SampleRate = 1``).
 
 ``SampleRate`` is Honeycomb's attribute (a whole number N: "this event stands for N");
 Honeycomb multiplies counts, sums and percentiles by it. Nothing is added at ratio 1.
+The pipeline puts it on the spans (:func:`letta_otel.mapping.span_copy.with_sample_rate`);
+this module only decides.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from opentelemetry.sdk.trace import ReadableSpan
-
-from letta_otel.mapping.span_copy import replace_span
-
-SAMPLE_RATE_ATTRIBUTE = "SampleRate"
 HASH_PREFIX = b"letta-otel/v1/sample/"
 _HASH_RANGE = 2**64
 
@@ -123,11 +120,3 @@ def decide(
     if force_keep:
         return Verdict(True, 1, "forced")
     return Verdict(False, 0, "dropped")
-
-
-def with_sample_rate(spans: Sequence[ReadableSpan], rate: int) -> list[ReadableSpan]:
-    """Copies of ``spans`` carrying ``SampleRate = rate``."""
-    return [
-        replace_span(span, attributes={**(span.attributes or {}), SAMPLE_RATE_ATTRIBUTE: rate})
-        for span in spans
-    ]

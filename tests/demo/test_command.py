@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from letta_otel import cli
-from letta_otel.demo.letta_api import captures_dir
+from letta_otel.demo.captures import captures_dir
 from letta_otel.mapping import ids
 from tests.fakes.otlp_receiver import OtlpReceiver
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from letta_otel.demo.letta_api import LEAD, LettaApiServer, captures_dir, load_captures
+from letta_otel.demo.captures import LEAD, captures_dir, load_captures
+from letta_otel.demo.letta_api import LettaApiServer
 
 CAPTURES = Path(str(captures_dir()))
 NOW = datetime(2031, 5, 4, 12, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from letta_otel import cli
-from letta_otel.sharding import parse_shard
+from letta_otel.config.shard import parse_shard
 from letta_otel.state import StateStore
 from tests.e2e.conftest import BridgeEnv, isolated_environ, spawn, step_spans
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer

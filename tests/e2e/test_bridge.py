@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from letta_otel import bridge, cli
+from letta_otel import cli
 from letta_otel.letta.enrich import Enricher, StepParts
 from letta_otel.letta.models import RUN_TERMINAL_STATUSES, Run, Step
 from letta_otel.mapping import ids
 from letta_otel.mapping.records import StepRecord
+from letta_otel.pipeline import steps as pipeline_steps
 from tests.e2e.conftest import BridgeEnv, RunOnce, run_spans, step_spans
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer, parse_ts
 from tests.fakes.otlp_receiver import OtlpReceiver, ReceivedSpan
@@ -312,14 +313,14 @@ def test_a_step_that_cannot_be_mapped_is_skipped_not_retried(  # noqa: PLR0917 -
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     victim = sorted(letta.data.expected_terminal_step_ids())[-1]
-    real = bridge.map_step
+    real = pipeline_steps.map_step
 
     def broken(record: StepRecord, *args: Any) -> Any:
         if record.step.id == victim:
             raise ValueError("simulated bad data")
         return real(record, *args)
 
-    monkeypatch.setattr(bridge, "map_step", broken)
+    monkeypatch.setattr(pipeline_steps, "map_step", broken)
     assert run_once() == 0  # a record we cannot use is skipped, not a failed cycle
     assert f"cannot map step {victim}; skipping it" in capfd.readouterr().err
     exported = _exported_step_ids(receiver.spans)
@@ -330,7 +331,7 @@ def test_a_step_that_cannot_be_mapped_is_skipped_not_retried(  # noqa: PLR0917 -
     finally:
         db.close()
     assert state == "skipped"
-    monkeypatch.setattr(bridge, "map_step", real)
+    monkeypatch.setattr(pipeline_steps, "map_step", real)
     assert run_once() == 0
     assert victim not in _exported_step_ids(receiver.spans)  # settled: not retried
 

@@ -21,16 +21,16 @@ from typing import Any
 import pytest
 
 from letta_otel import cli
-from letta_otel.bridge import Bridge, BridgeOptions
-from letta_otel.daemon import build_client, build_context, build_filters
+from letta_otel.assemble import build_client, build_context, build_filters
+from letta_otel.config import Settings
 from letta_otel.export.sink import build_sink
 from letta_otel.letta.discovery import RunsDiscovery, StepsDiscovery
 from letta_otel.letta.enrich import Enricher
 from letta_otel.mapping.records import RunRecord, StepRecord
-from letta_otel.observer import NullObserver
-from letta_otel.selection.policy import Selection
+from letta_otel.pipeline.cycle import Bridge, BridgeOptions
+from letta_otel.pipeline.observer import NullObserver
+from letta_otel.pipeline.selecting import Selection
 from letta_otel.selection.sampling import Sampler
-from letta_otel.settings import Settings
 from letta_otel.state import StateStore
 from tests.e2e.conftest import BridgeEnv, RunOnce, run_spans, step_spans
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer, RecordedRequest

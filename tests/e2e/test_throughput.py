@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from letta_otel import daemon
+from letta_otel import assemble
 from tests.e2e.conftest import BridgeEnv, RunOnce, run_spans, step_spans
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer
 from tests.fakes.otlp_receiver import OtlpReceiver
@@ -34,7 +34,7 @@ def test_once_cycles_until_the_listing_is_exhausted(
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(daemon, "PAGES_PER_CYCLE", 1)
+    monkeypatch.setattr(assemble, "PAGES_PER_CYCLE", 1)
     monkeypatch.setattr("letta_otel.letta.discovery.STEPS_PAGE", 50)
     monkeypatch.setattr("letta_otel.letta.discovery.RUNS_PAGE", 50)
     assert run_once("--max-batch-spans", "7") == 0
@@ -80,7 +80,7 @@ def test_reread_sweeps_past_the_cycle_page_budget(
     letta: FakeLettaServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(daemon, "PAGES_PER_CYCLE", 1)
+    monkeypatch.setattr(assemble, "PAGES_PER_CYCLE", 1)
     monkeypatch.setattr("letta_otel.letta.discovery.STEPS_PAGE", 20)
     data = letta.data
     ordered = sorted(data.expected_terminal_step_ids(), key=data.created_at)
@@ -103,7 +103,7 @@ def test_a_run_root_never_precedes_its_steps_across_slices(
     letta: FakeLettaServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(daemon, "PAGES_PER_CYCLE", 1)
+    monkeypatch.setattr(assemble, "PAGES_PER_CYCLE", 1)
     monkeypatch.setattr("letta_otel.letta.discovery.STEPS_PAGE", 7)  # many slice boundaries
     assert run_once() == 0
     arrival = {s.span_id: i for i, s in enumerate(receiver.spans)}

@@ -10,14 +10,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from letta_otel.export.budget import (
-    TRUNCATED_ATTRIBUTE,
-    BatchPacker,
-    estimate_span_bytes,
-    estimate_unit_bytes,
-    trim_span,
-    trim_spans,
-)
+from letta_otel.export.budget import BatchPacker, estimate_unit_bytes, trim_span, trim_spans
+from letta_otel.mapping.limits import TRUNCATED_ATTRIBUTE
+from letta_otel.mapping.size import estimate_span_bytes
 
 
 def span(i: int, payload: int = 10) -> ReadableSpan:

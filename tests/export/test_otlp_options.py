@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.metrics.v1 import (
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
 from opentelemetry.sdk.resources import Resource
 
+from letta_otel.config import load_settings
 from letta_otel.export.otlp_options import (
     grpc_compression,
     grpc_credentials,
@@ -30,8 +31,8 @@ from letta_otel.export.otlp_options import (
     http_compression,
     path_or_none,
 )
-from letta_otel.settings import load_settings
-from letta_otel.telemetry import Telemetry, build_metric_exporter
+from letta_otel.metrics_otlp import build_metric_exporter
+from letta_otel.telemetry import Telemetry
 from tests.system_tools import skip_without
 
 

@@ -26,7 +26,6 @@ from opentelemetry.trace.span import TraceState
 
 from letta_otel.export.budget import (
     BatchPacker,
-    estimate_span_bytes,
     estimate_unit_bytes,
     request_overhead,
     trim_spans,
@@ -35,6 +34,7 @@ from letta_otel.mapping import ids
 from letta_otel.mapping.capture import CaptureMode, ContentPolicy
 from letta_otel.mapping.limits import Limits
 from letta_otel.mapping.records import RunRecord, StepRecord
+from letta_otel.mapping.size import estimate_span_bytes
 from letta_otel.mapping.spans import MappingContext, map_run, map_step
 from tests.mapping.test_spans import CTX
 from tests.samples import SCENARIOS, load_scenario

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from letta_otel.config import Settings
 from letta_otel.export.sink import build_sink
-from letta_otel.settings import Settings
 from tests.fakes.otlp_receiver import OtlpReceiver
 from tests.mapping.test_spans import map_scenario
 from tests.samples import SCENARIOS

@@ -11,13 +11,13 @@ from email.utils import format_datetime
 
 import pytest
 
+from letta_otel.letta.answers import _retry_hint
 from letta_otel.letta.client import (
     LettaAuthError,
     LettaClient,
     LettaError,
     RawResponse,
     StepsRouteBroken,
-    _retry_hint,
 )
 from letta_otel.retry import Backoff, RetryPolicy
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer
@@ -275,8 +275,8 @@ def test_the_daemons_client_takes_its_deadline_from_the_settings(
 ) -> None:
     """LETTA_OTEL_LETTA_DEADLINE bounds a call: a server asking to wait past it ends the
     call at once, naming the deadline the setting gave."""
+    from letta_otel.assemble import build_client  # noqa: PLC0415
     from letta_otel.config import Settings  # noqa: PLC0415 - only this test builds one
-    from letta_otel.daemon import build_client  # noqa: PLC0415
 
     server.faults.add(rf"^/v1/steps/{STEP}$", "429", count=-1, retry_after=30)
     settings = Settings(letta_base_url=server.base_url, letta_timeout=2, letta_deadline=7)

@@ -8,8 +8,9 @@ import dataclasses
 import pytest
 
 from letta_otel.letta.client import LettaClient, LettaError
-from letta_otel.letta.enrich import Enricher, StepParts, needs_messages
+from letta_otel.letta.enrich import Enricher, StepParts
 from letta_otel.mapping import ids
+from letta_otel.mapping.records import needs_messages
 from letta_otel.mapping.spans import map_step
 from letta_otel.retry import Backoff, RetryPolicy
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import pytest
 import trustme
 
-from letta_otel._loop import loop_factory
+from letta_otel.eventloop import loop_factory
 from letta_otel.letta.client import LettaClient, LettaError
 from letta_otel.retry import Backoff, RetryPolicy
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from letta_otel.letta.client import (
+from letta_otel.letta.decode import (
     LEAN_REQUEST_VALUE_BYTES,
     _LeanTrace,
     _Typed,

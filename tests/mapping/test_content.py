@@ -16,7 +16,6 @@ import pytest
 from msgspec.structs import replace as struct_replace
 from opentelemetry.sdk.trace import ReadableSpan
 
-from letta_otel.export.budget import estimate_span_bytes
 from letta_otel.letta.models import Message, ProviderTrace, convert
 from letta_otel.mapping import ids
 from letta_otel.mapping import semconv as sc
@@ -25,6 +24,7 @@ from letta_otel.mapping.content import llm_content, request_content, response_me
 from letta_otel.mapping.limits import Limits
 from letta_otel.mapping.records import StepRecord
 from letta_otel.mapping.redact import Redactor, compile_patterns
+from letta_otel.mapping.size import estimate_span_bytes
 from letta_otel.mapping.spans import MappingContext, map_run, map_step
 from tests.mapping.test_spans import CTX, map_scenario
 from tests.samples import SCENARIOS, load_scenario

@@ -13,19 +13,14 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from letta_otel.export.budget import estimate_span_bytes, trim_span
+from letta_otel.export.budget import trim_span
+from letta_otel.export.trace_budget import drop_content
 from letta_otel.mapping import semconv as sc
-from letta_otel.mapping.limits import (
-    Captured,
-    ContentValue,
-    Limits,
-    cut_text,
-    drop_content,
-    finalize,
-    fit_json,
-    json_size,
-)
+from letta_otel.mapping.clean import cut_text
+from letta_otel.mapping.fit_json import fit_json, json_size
+from letta_otel.mapping.limits import Captured, ContentValue, Limits, finalize
 from letta_otel.mapping.redact import Redactor
+from letta_otel.mapping.size import estimate_span_bytes
 from tests.semconv_schemas import validate
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=400)

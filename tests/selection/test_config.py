@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from letta_otel import cli
-from letta_otel.settings import (
+from letta_otel.config import (
     ConfigError,
     Settings,
     add_settings_arguments,

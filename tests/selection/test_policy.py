@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from letta_otel.letta.client import LettaError
 from letta_otel.letta.models import Agent, Run, Step, convert
 from letta_otel.mapping.records import RunRecord, StepRecord
+from letta_otel.pipeline.selecting import Selection
 from letta_otel.selection.filters import StepFilters
-from letta_otel.selection.policy import Plan, Selection
+from letta_otel.selection.policy import Plan
 from letta_otel.selection.sampling import Sampler
 from letta_otel.state import StateStore
 

@@ -13,14 +13,13 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
+from letta_otel.mapping.span_copy import SAMPLE_RATE_ATTRIBUTE, with_sample_rate
 from letta_otel.selection.sampling import (
     FAILED_RUN_STATUSES,
-    SAMPLE_RATE_ATTRIBUTE,
     Sampler,
     StepView,
     decide,
     sample_hash,
-    with_sample_rate,
 )
 from tests.fakes.letta_api import FakeLettaData
 

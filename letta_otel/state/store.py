@@ -7,7 +7,8 @@ steps are fetched again by id, and at most the batch in flight is sent twice
 (with the same span ids).
 
 WAL mode makes each commit atomic and durable; an exclusive ``flock`` on a side
-file keeps a second daemon off the same state.
+file keeps a second daemon off the same state. The pipeline changes it only through
+its narrow interface (:class:`letta_otel.pipeline.checkpoint.Checkpoint`).
 """
 
 from __future__ import annotations
@@ -17,123 +18,10 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-SCHEMA_VERSION = 3
-
-STEP_STATES = ("open", "exported", "skipped", "filtered", "sampled")
-RUN_STATES = ("open", "exported", "filtered", "sampled")
-
-
-def _one_of(column: str, values: tuple[str, ...]) -> str:
-    """A CHECK as ``=`` terms joined by OR. SQLite (3.40) codes ``IN (...)`` in a CHECK
-    by building a temporary index of the list for every row written; that made up
-    about a third of the state file's CPU per step (schema 3 dropped it)."""
-    return " OR ".join(f"{column} = '{v}'" for v in values)
-
-
-# Step and run states. ``filtered`` (the operator's filters drop it) and ``sampled``
-# (sampled out, see letta_otel.selection) are settled like ``exported``: never fetched
-# again, pruned after the retention. A run is ``filtered`` when none of its steps is kept:
-# its root span is not sent.
-_STEPS_TABLE = f"""
-CREATE TABLE IF NOT EXISTS {{name}} (
-    step_id TEXT PRIMARY KEY,
-    run_id TEXT,
-    state TEXT NOT NULL CHECK ({_one_of("state", STEP_STATES)}),
-    last_status TEXT,
-    first_seen_ns INTEGER NOT NULL,
-    updated_ns INTEGER NOT NULL
-);
-"""
-_RUNS_TABLE = f"""
-CREATE TABLE IF NOT EXISTS {{name}} (
-    run_id TEXT PRIMARY KEY,
-    state TEXT NOT NULL CHECK ({_one_of("state", RUN_STATES)}),
-    trace_id TEXT,
-    first_seen_ns INTEGER NOT NULL,
-    updated_ns INTEGER NOT NULL,
-    sample_rate INTEGER
-);
-CREATE INDEX IF NOT EXISTS runs_state ON runs (state, first_seen_ns);
--- Bytes confirmed per trace, for LETTA_OTEL_MAX_TRACE_BYTES (a trace spans many cycles).
-CREATE TABLE IF NOT EXISTS trace_bytes (
-    trace_id TEXT PRIMARY KEY,
-    bytes INTEGER NOT NULL,
-    updated_ns INTEGER NOT NULL
-);
-"""
-_INDEXES = """
-CREATE INDEX IF NOT EXISTS steps_state ON steps (state, first_seen_ns);
-CREATE INDEX IF NOT EXISTS steps_run ON steps (run_id);
-CREATE INDEX IF NOT EXISTS runs_state ON runs (state, first_seen_ns);
-CREATE TABLE IF NOT EXISTS feedback (
-    step_id TEXT PRIMARY KEY,
-    feedback TEXT NOT NULL,
-    seen_ns INTEGER NOT NULL
-);
-"""
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    + _STEPS_TABLE.format(name="steps")
-    + _RUNS_TABLE.format(name="runs")
-)
-# Older files get the current CHECK constraints by rebuilding the tables, the only way
-# SQLite changes one (they hold at most a day of entries; the indexes are made again
-# after). v1 -> v2 added two states and runs.sample_rate; v2 -> v3 only rewrote the CHECKs.
-_STEP_COLUMNS = "step_id, run_id, state, last_status, first_seen_ns, updated_ns"
-_RUN_COLUMNS_V1 = "run_id, state, trace_id, first_seen_ns, updated_ns"
-
-
-def _rebuild(table: str, create: str, columns: str) -> str:
-    """Statements that remake ``table`` from its ``create`` template, keeping ``columns``."""
-    return (
-        create.format(name=f"{table}_new")
-        + f"INSERT INTO {table}_new ({columns}) SELECT {columns} FROM {table};"
-        f"DROP TABLE {table}; ALTER TABLE {table}_new RENAME TO {table};"
-    )
-
-
-_MIGRATE = {
-    1: _rebuild("steps", _STEPS_TABLE, _STEP_COLUMNS)
-    + _rebuild("runs", _RUNS_TABLE, _RUN_COLUMNS_V1),
-    2: _rebuild("steps", _STEPS_TABLE, _STEP_COLUMNS)
-    + _rebuild("runs", _RUNS_TABLE, f"{_RUN_COLUMNS_V1}, sample_rate"),
-}
-
-
-class StateError(Exception):
-    """The state file cannot be used (locked by another daemon, unreadable, newer schema)."""
-
-
-@dataclass(frozen=True)
-class OpenStep:
-    step_id: str
-    run_id: str | None
-    last_status: str | None
-    first_seen_ns: int
-
-
-@dataclass(frozen=True)
-class OpenRun:
-    run_id: str
-    first_seen_ns: int
-
-
-@dataclass(frozen=True)
-class RunSelection:
-    """What filters and sampling need to know about a run already in the state."""
-
-    state: str
-    sample_rate: int | None
-    exported_steps: int
-    skipped_steps: int
-
-    @property
-    def kept_steps(self) -> int:
-        """Steps exported or skipped (unusable data): the run's root span is due."""
-        return self.exported_steps + self.skipped_steps
+from letta_otel.state.rows import OpenRun, OpenStep, RunSelection, StateError
+from letta_otel.state.schema import INDEXES, MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 
 class StateStore:
@@ -144,9 +32,9 @@ class StateStore:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(SCHEMA)
             self._check_schema()
-            self._db.executescript(_INDEXES)
+            self._db.executescript(INDEXES)
         except sqlite3.Error as exc:
             self._release_lock()
             raise StateError(f"cannot use state file {path}: {exc}") from None
@@ -183,9 +71,9 @@ class StateStore:
                 f"state file {self.path} was written by a newer letta-otel "
                 f"(schema {found} > {SCHEMA_VERSION}); upgrade letta-otel or use another file"
             )
-        elif int(found) in _MIGRATE:
+        elif int(found) in MIGRATIONS:
             with self.transaction() as db:
-                for statement in _MIGRATE[int(found)].split(";"):
+                for statement in MIGRATIONS[int(found)].split(";"):
                     if statement.strip():
                         db.execute(statement)
                 self.set_meta("schema_version", str(SCHEMA_VERSION), db)

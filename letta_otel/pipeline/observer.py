@@ -1,6 +1,6 @@
-"""What the bridge tells whoever watches it (metrics, health); no-ops by default.
+"""What the pipeline tells whoever watches it (metrics, health); no-ops by default.
 
-The bridge calls these at fixed points of a cycle, from the event loop thread:
+The pipeline calls these at fixed points of a cycle, from the event loop thread:
 
 * ``polled(steps)`` — discovery answered; ``steps`` is everything it listed (also
   steps already exported, e.g. from a re-read), so feedback given later is seen;

@@ -14,9 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
-from letta_otel.config.shard import MAX_SHARDS, Shard, parse_shard, shard_of
-
-__all__ = ["MAX_SHARDS", "Shard", "keep_own", "parse_shard", "shard_of"]
+from letta_otel.config.shard import Shard
 
 T = TypeVar("T")
 

@@ -1,7 +1,7 @@
 """Taking a burst of items from an ``asyncio.Queue``, on its public API only.
 
 The bridge's consumer maps enriched steps in bursts rather than one by one between
-network callbacks (see ``letta_otel.bridge``): after the first item it waits for up to
+network callbacks (see :mod:`letta_otel.pipeline.batches`): after the first item it waits for up to
 ``count`` more, for the end-of-stream ``None``, or until ``timeout`` has passed,
 whichever comes first. ``asyncio.timeout`` gives the wait one timer; items are taken
 out as they come, so the producer never blocks on a full queue meanwhile.

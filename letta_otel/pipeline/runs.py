@@ -1,0 +1,138 @@
+"""Run roots: a run becomes a unit (its ``invoke_agent`` span) once it is terminal and
+none of its steps is still open, so the root arrives with or after its children.
+
+Behind a backlog the steps listing stops mid-stream (a *slice*): a run may have steps
+beyond the slice, so its root waits unless the run ended before the run of the slice's
+last step began (:meth:`RunRoots.units`, ``edge_run``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from letta_otel.letta.client import LettaError
+from letta_otel.letta.enrich import Enricher
+from letta_otel.mapping.records import RunRecord
+from letta_otel.mapping.span_copy import with_sample_rate
+from letta_otel.mapping.spans import MappingContext, map_run
+from letta_otel.pipeline.checkpoint import Checkpoint
+from letta_otel.pipeline.observer import BridgeObserver
+from letta_otel.pipeline.report import CycleReport
+from letta_otel.pipeline.selecting import Selection
+from letta_otel.pipeline.trace_ids import TraceIds
+from letta_otel.pipeline.units import Unit
+
+log = logging.getLogger(__name__)
+
+
+class RunRoots:
+    def __init__(
+        self,
+        enricher: Enricher,
+        context: MappingContext,
+        checkpoint: Checkpoint,
+        observer: BridgeObserver,
+        selection: Selection | None,
+    ) -> None:
+        self._enricher = enricher
+        self._context = context
+        self._checkpoint = checkpoint
+        self._observer = observer
+        self._selection = selection
+
+    async def units(  # noqa: PLR0917
+        self,
+        busy: set[str],
+        edge_run: str | None,
+        now_ns: int,
+        trace_ids: TraceIds,
+        report: CycleReport,
+        kept_now: set[str],
+    ) -> list[Unit]:
+        """The roots due this cycle: open runs not in ``busy`` (a step of theirs is
+        still open, or selection holds them). ``kept_now``: runs with a step exported
+        this cycle (a run whose steps were all filtered out gets no root)."""
+        edge = await self._edge_time(edge_run, report)
+        candidates = [rid for rid in self._checkpoint.open_run_ids() if rid not in busy]
+        rates: dict[str, int | None] = {}
+        none_kept: list[str] = []
+        if self._selection is not None:
+            rates, none_kept = self._selection.root_rates(candidates, kept_now, self._checkpoint)
+            candidates = [rid for rid in candidates if rid in rates]
+        results = await asyncio.gather(
+            *(
+                self._unit(rid, edge, now_ns, trace_ids, report, rates.get(rid))
+                for rid in candidates
+            )
+        )
+        done = await asyncio.gather(*(self._without_steps(rid, report) for rid in none_kept))
+        filtered = [rid for rid in done if rid is not None]
+        if filtered:
+            self._checkpoint.record_selection(now_ns=now_ns, filtered_runs=filtered)
+            report.filtered_runs += len(filtered)
+        return [u for u in results if u is not None]
+
+    async def _edge_time(self, edge_run: str | None, report: CycleReport) -> datetime | None:
+        """When the run of the slice's last step began (its steps began no earlier)."""
+        if edge_run is None:
+            return None
+        try:
+            run = await self._enricher.run(edge_run)
+        except LettaError as exc:
+            report.letta_error(f"fetching run {edge_run}", exc)
+            run = None
+        # Unknown: hold every root back until the listing has caught up.
+        return (
+            run.created_at
+            if run is not None and run.created_at
+            else datetime.min.replace(tzinfo=UTC)
+        )
+
+    async def _without_steps(self, run_id: str, report: CycleReport) -> str | None:
+        """A run whose steps were all filtered out gets no root; settled once terminal."""
+        try:
+            run = await self._enricher.run(run_id)
+        except LettaError as exc:
+            report.letta_error(f"fetching run {run_id}", exc)
+            return None
+        return run_id if run is None or run.is_terminal else None
+
+    async def _unit(  # noqa: PLR0917
+        self,
+        run_id: str,
+        edge: datetime | None,
+        now_ns: int,
+        trace_ids: TraceIds,
+        report: CycleReport,
+        sample_rate: int | None = None,
+    ) -> Unit | None:
+        try:
+            run = await self._enricher.run(run_id)
+            if run is None:
+                log.warning("run %s disappeared from Letta; forgetting it", run_id)
+                self._checkpoint.forget(run_ids=[run_id])
+                return None
+            if not run.is_terminal:
+                return None
+            if edge is not None and (run.completed_at is None or run.completed_at >= edge):
+                return None  # may still have steps beyond this slice: next cycle
+            agent = await self._enricher.agent(run.agent_id)
+        except LettaError as exc:
+            report.letta_error(f"fetching run {run_id}", exc)
+            return None
+        except Exception as exc:
+            report.unexpected_error(f"run {run_id}", exc)
+            return None
+        record = RunRecord(run, agent, now_ns)
+        try:
+            span = map_run(record, self._context, trace_ids.for_run(run))
+        except Exception:
+            log.exception("cannot map run %s; exporting its steps without it", run_id)
+            self._checkpoint.mark_exported(step_ids=(), run_ids=(run_id,), now_ns=now_ns)
+            self._observer.run_accounted(record)
+            report.skipped += 1
+            return None
+        spans = [span] if sample_rate is None else with_sample_rate([span], sample_rate)
+        return Unit(spans, run_ids=(run_id,), records=(record,))
