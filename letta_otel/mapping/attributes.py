@@ -79,6 +79,7 @@ def step_attributes(record: StepRecord, timing_source: str) -> Attrs:
     # the letta.steps counter carries.
     put(attrs, sc.REQUEST_MODEL, request_model(record))
     put(attrs, sc.PROVIDER_NAME, sc.genai_provider_name(step.provider_name))
+    attrs[sc.OPENINFERENCE_SPAN_KIND] = sc.OPENINFERENCE_CHAIN
     put(attrs, sc.LETTA_MODEL_HANDLE, step.model_handle)
     put(attrs, sc.LETTA_PROVIDER_NAME, step.provider_name)
     put(attrs, sc.LETTA_PROVIDER_CATEGORY, step.provider_category)

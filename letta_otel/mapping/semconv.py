@@ -181,6 +181,12 @@ INFERENCE_DETAILS_EVENT: Final = "gen_ai.client.inference.operation.details"
 BRIDGE_VERSION: Final = "letta_otel.version"
 BRIDGE_ID_SCHEME: Final = "letta_otel.id_scheme"
 
+# OpenInference (Arize Phoenix and other OpenInference backends) names a span's kind
+# here. An agent_step carries gen_ai.request.model and gen_ai.provider.name but is not
+# an LLM call itself; without this Phoenix files every step as a second LLM span.
+OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+OPENINFERENCE_CHAIN: Final = "CHAIN"
+
 # The provider of an agent invocation is Letta itself (a custom, non-listed value).
 LETTA_AGENT_PROVIDER: Final = "letta"
 
