@@ -357,7 +357,7 @@ def test_gateway_pipeline_wiring() -> None:
     config = _gateway()
     pipeline = config["service"]["pipelines"]["traces"]
     assert pipeline["receivers"] == ["otlp"]
-    assert pipeline["processors"] == ["memory_limiter", "tail_sampling", "batch"]
+    assert pipeline["processors"] == ["memory_limiter", "redaction", "tail_sampling", "batch"]
     for kind in ("receivers", "processors", "exporters"):
         for name in pipeline[kind]:
             assert name in config[kind], f"{kind} {name} is used but not defined"
@@ -385,3 +385,24 @@ def test_gateway_tail_sampling_keeps_every_failure_and_samples_the_rest() -> Non
     assert 0 < by_type["probabilistic"][0]["probabilistic"]["sampling_percentage"] < 100
     # A policy list is OR-ed: an error trace is kept whatever the probabilistic draw.
     assert not any(p["type"] == "and" for p in policies)
+
+
+def test_gateway_redaction_backstop_masks_keys_and_keeps_the_rest() -> None:
+    """The Collector-side backstop SECURITY.md recommends: every blocked pattern compiles
+    and masks the key formats letta-otel's own redaction knows, not ordinary values."""
+    redaction = _gateway()["processors"]["redaction"]
+    assert redaction["allow_all_keys"] is True
+    patterns = [re.compile(p) for p in redaction["blocked_values"]]
+    secrets = [
+        "sk-proj-" + "a" * 40,
+        "sk-ant-" + "b" * 40,
+        "sk-let-" + "c" * 40,
+        "AKIA" + "ABCDEFGHIJKLMNOP",
+        "ghp_" + "d" * 36,
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_part-1",
+    ]
+    for secret in secrets:
+        assert any(p.search(f"key: {secret}") for p in patterns), secret
+    ordinary = ["step-7703d0ed-f6b9-4fc8-add2-e7497cd9b052", "fake-model", "gpt-4o-mini"]
+    for value in ordinary:
+        assert not any(p.search(value) for p in patterns), value
