@@ -40,10 +40,17 @@ from letta_otel.config.values import (
 
 __all__ = ["ConnectionFields", "StrMap"]
 
+
+def _plain_dict(value: Mapping[str, str]) -> dict[str, str]:
+    # A function, not the dict builtin: pydantic before 2.8 cannot inspect a builtin's
+    # signature and refuses the serializer (pyproject allows pydantic 2.7).
+    return dict(value)
+
+
 StrMap = Annotated[
     Mapping[str, str],
     AfterValidator(FrozenMap),
-    PlainSerializer(dict, return_type=dict[str, str]),
+    PlainSerializer(_plain_dict, return_type=dict[str, str]),
 ]
 
 TLS_FILE = "PEM file; must exist and be readable."
