@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from letta_otel.letta import discovery
+from letta_otel.mapping import ids
 from tests.e2e.conftest import BridgeEnv, RunOnce
 from tests.e2e.faults_helpers import (
     RESULTS,
@@ -255,44 +256,71 @@ def test_late_commit_found_by_the_daemons_first_reread(
 # ---------------------------------------------------------------------------------------
 
 
-def test_late_trace_is_waited_for_and_a_missing_one_is_marked(
+def _llm_spans(receiver: OtlpReceiver, step_id: str) -> list[ReceivedSpan]:
+    return [
+        s
+        for s in receiver.spans
+        if s.name.startswith("chat ") and s.attributes.get("letta.step.id") == step_id
+    ]
+
+
+def test_late_trace_follows_its_step_and_a_missing_one_is_marked(
     bridge_env: BridgeEnv, receiver: OtlpReceiver, letta: FakeLettaServer, tmp_path: Path
 ) -> None:
+    """Steps do not wait for their provider traces: the step span goes out at once, the
+    LLM span follows once the trace is written (or the grace is over), exactly once."""
     data = letta.data
-    (late,) = data.run_step_ids(data.add_run("plain"))
-    (never,) = data.run_step_ids(data.add_run("memgpt_plain"))
+    (late,) = data.run_step_ids(data.add_run("memgpt_plain"))  # send_message: in the trace only
+    (never,) = data.run_step_ids(data.add_run("plain"))
     data.withhold_trace(late)  # null until released
     data.withhold_trace(never)  # null for good
     started = time.monotonic()
-    with running_daemon(bridge_env, tmp_path / "daemon.log", LETTA_OTEL_ENRICH_GRACE="3s") as d:
-        wait_until(lambda: letta.count(f"^/v1/steps/{late}/trace$") >= 3, 10, "3 null traces", d)
-        assert late not in exported_steps(receiver)
-        # While its trace is not written, a step costs one request a cycle, not two.
-        assert letta.count(f"^/v1/steps/{late}/metrics$") == 0
+    with running_daemon(bridge_env, tmp_path / "daemon.log", LETTA_OTEL_ENRICH_GRACE="6s") as d:
+        wait_until(lambda: {late, never} <= set(exported_steps(receiver)), 10, "both steps", d)
+        sent = time.monotonic() - started
+        assert not _llm_spans(receiver, late) and not _llm_spans(receiver, never)
+        wait_until(lambda: letta.count(f"^/v1/steps/{late}/trace$") >= 2, 10, "a 2nd look", d)
         data.release_trace(late)
         released = time.monotonic() - started
-        wait_until(lambda: delivered(receiver, data), 15, "every step", d)
-        wait_cycles(letta, 3, d)
+        wait_until(lambda: _llm_spans(receiver, late), 15, "the late LLM span", d)
+        wait_until(lambda: _llm_spans(receiver, never), 20, "the trace-less LLM span", d)
+        wait_cycles(letta, 10, d)  # more cycles: a second copy or another look would show
         assert d.stop() == 0, d.tail()
-    assert released < 3.0, "the trace was released after the grace had run out"
+    assert sent < 6.0, "the steps waited for their traces"
+    assert released < 6.0, "the trace was released after the grace had run out"
+    # Each step's metrics once; its trace at the step and then backing off (2 s, 4 s, 6 s
+    # after it was terminal, the grace), not once per 0.2 s cycle.
     assert letta.count(f"^/v1/steps/{late}/metrics$") == 1
+    assert letta.count(f"^/v1/steps/{never}/trace$") <= 5
 
     result = measure(f"null-then-present-trace[{_path(letta)}]", receiver, data)
     assert_exactly_once(result)
-    chats = {
-        str(s.attributes["letta.step.id"]): s for s in receiver.spans if s.name.startswith("chat ")
-    }
+    (late_llm,) = _llm_spans(receiver, late)
+    (never_llm,) = _llm_spans(receiver, never)
     late_span, never_span = _step_span(receiver, late), _step_span(receiver, never)
-    # The late one went out with its LLM call as the provider trace tells it.
-    assert "letta.provider_trace.missing" not in late_span.attributes
-    assert chats[late].parent_span_id == late_span.span_id
-    assert chats[late].attributes["letta.provider_trace.id"] == data.trace(late)["id"]
-    assert "gen_ai.response.id" in chats[late].attributes
-    # The other one only with what the step itself says, marked.
+    # The step spans left before any trace was written, and say so.
+    assert late_span.attributes["letta.provider_trace.missing"] is True
     assert never_span.attributes["letta.provider_trace.missing"] is True
-    assert chats[never].attributes["letta.provider_trace.missing"] is True
-    assert "letta.provider_trace.id" not in chats[never].attributes
-    assert arrival(receiver, never) - started >= 3.0, "exported before the grace ran out"
+    # The late one's LLM span came after it, as the trace tells it, with the ids and the
+    # parent it would have had in the same unit.
+    assert late_llm.received_at > late_span.received_at
+    assert late_llm.span_id == ids.format_span_id(ids.span_id("llm", late))
+    assert (late_llm.trace_id, late_llm.parent_span_id) == (late_span.trace_id, late_span.span_id)
+    assert late_llm.attributes["letta.provider_trace.id"] == data.trace(late)["id"]
+    assert "gen_ai.response.id" in late_llm.attributes
+    assert "letta.provider_trace.missing" not in late_llm.attributes
+    # ... and the tool call only the provider response names came with it.
+    (tool,) = [
+        s
+        for s in receiver.spans
+        if s.name == "execute_tool send_message" and s.attributes["letta.step.id"] == late
+    ]
+    assert (tool.parent_span_id, tool.received_at) == (late_span.span_id, late_llm.received_at)
+    # The other one only with what the step itself says, marked, once the grace was over.
+    assert never_llm.attributes["letta.provider_trace.missing"] is True
+    assert "letta.provider_trace.id" not in never_llm.attributes
+    assert never_llm.parent_span_id == never_span.span_id
+    assert never_llm.received_at - started >= 6.0, "the LLM span gave up before the grace"
 
 
 # ---------------------------------------------------------------------------------------
