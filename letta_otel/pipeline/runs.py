@@ -49,10 +49,12 @@ class RunRoots:
         """Of the open runs (``among`` these) not in ``busy`` (a step of theirs is still
         open, selection holds them, or their root is on its way): the ones whose root is
         due, with their SampleRate, and the ones whose steps were all filtered out."""
+        state = self._checkpoint
+        runs = state.open_run_ids() if among is None else sorted(among)
         candidates = [
             rid
-            for rid in self._checkpoint.open_run_ids()
-            if rid not in busy and (among is None or rid in among)
+            for rid in runs
+            if rid not in busy and (among is None or state.run_state(rid) == "open")
         ]
         if self._selection is None:
             return dict.fromkeys(candidates), []
