@@ -5,6 +5,9 @@ One SDK ``MeterProvider`` (the same resource as the spans) feeds up to two reade
 * a ``PeriodicExportingMetricReader`` pushing over OTLP next to the traces
   (``LETTA_OTEL_METRICS`` / ``OTEL_METRICS_EXPORTER``), cumulative by default, so a
   lost push loses resolution, never counts (the exporter: :mod:`letta_otel.metrics_otlp`);
+  a failed step counted asks for a push at once (:class:`EarlyPush`, the reader's public
+  ``force_flush``, at most once a second), so ``letta.steps{status=failed}`` reaches an
+  OTLP backend as soon as the ERROR span, not at the next periodic push;
 * the ``opentelemetry-exporter-prometheus`` reader on a private ``prometheus_client``
   registry, rendered by ``/metrics`` (see :mod:`letta_otel.health`). Using the
   upstream reader gives the standard OTel→Prometheus naming (``_total``, unit
