@@ -145,6 +145,8 @@ class CycleOutcome(Protocol):
     def open_runs(self) -> int: ...
     @property
     def failed_batches(self) -> int: ...
+    @property
+    def export_failing(self) -> bool: ...
 
 
 class Telemetry:
@@ -322,13 +324,14 @@ class Telemetry:
             log.warning("recording metrics for run %s failed", record.run.id, exc_info=True)
 
     def cycle_finished(self, report: CycleOutcome) -> None:
-        """End of a cycle: no failed batch means the export path is good (idle included)."""
+        """End of a cycle: no failed batch, and no export failing since (with work
+        waiting for it), means the export path is good (idle included)."""
         if report.skipped:
             self._skipped.add(report.skipped)
         h = self._health
         with h.lock:
             h.steps_pending, h.runs_pending = report.open_steps, report.open_runs
-            if report.failed_batches == 0:
+            if report.failed_batches == 0 and not report.export_failing:
                 h.last_export = self._clock()
 
     def letta_request_failed(self, kind: str, status: int | None) -> None:
