@@ -249,11 +249,14 @@ class Backfill:
         client = build_client(settings)
         sink = build_sink(settings)
         self._stop.install()
+        bridge: Bridge | None = None
         try:
             await check_otlp_reachable(settings)
             bridge = await self._bridge(client, state, sink)
             return await self._loop(bridge, state)
         finally:
+            if bridge is not None:  # a stop: the work in flight is given up, resumable
+                await bridge.aclose()
             await client.aclose()
             sink.shutdown()
             state.close()

@@ -1,14 +1,17 @@
 """The long-running loop around ``Bridge.cycle``: start-up checks, signals, summaries.
 
-SIGINT/SIGTERM set a stop flag: the batch in flight finishes and is committed, no
-new batch starts, the state is closed, and the process exits 0. Before the first
-cycle the daemon waits for an OTLP endpoint or a Letta that does not answer yet,
-where ``--once`` stops (:mod:`letta_otel.startup`). The parts are built in
-:mod:`letta_otel.assemble`.
+SIGINT/SIGTERM set a stop flag: a cycle under way is given up (a hung listing too),
+the work in flight is cancelled (a hung request too: its step stays open and is
+fetched at the next start), the batch in flight finishes and is committed, no new
+batch starts, the state is closed, and the process exits 0. Before the first cycle the
+daemon waits for an OTLP endpoint or a Letta that does not answer yet, where ``--once``
+stops (:mod:`letta_otel.startup`). The parts are built in :mod:`letta_otel.assemble`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -27,7 +30,7 @@ from letta_otel.export.sink import SpanSink, build_sink
 from letta_otel.feedback import FeedbackPoller
 from letta_otel.letta.client import LettaClient, LettaError
 from letta_otel.pipeline.cycle import Bridge
-from letta_otel.pipeline.report import summarize, summary_fields
+from letta_otel.pipeline.report import CycleReport, summarize, summary_fields
 from letta_otel.retry import MAX_CYCLE_DELAY, cycle_delay
 from letta_otel.startup import StartupError, wait_until_reachable
 from letta_otel.state import StateStore
@@ -49,6 +52,12 @@ MAX_RETRY_DELAY = MAX_CYCLE_DELAY
 # Poll interval while healthy; doubling (with jitter, up to 1 min) while failing: the
 # same backoff as every other retry, from letta_otel.retry.
 retry_delay = cycle_delay
+
+
+def _log_cycle(report: CycleReport, elapsed: float, telemetry: Telemetry) -> None:
+    telemetry.cycle_finished(report)
+    level = logging.INFO if report.ok else logging.WARNING
+    log.log(level, summarize(report, elapsed), extra={"fields": summary_fields(report, elapsed)})
 
 
 async def _poll_feedback(poller: FeedbackPoller) -> None:
@@ -84,6 +93,7 @@ class Daemon:
         sink = self._sink_factory(settings)
         self._stop.install()
         cycles, ok, failures = 0, True, 0
+        bridge: Bridge | None = None
         try:
             bridge = await self._start(client, state, sink, telemetry, once=once)
             if bridge is None:  # stopped while waiting for the OTLP endpoint or Letta
@@ -95,16 +105,11 @@ class Daemon:
             )
             while not self._stop.is_set():
                 started = time.monotonic()
-                report = await bridge.cycle(once=once, should_stop=self._stop.is_set)
+                report = await self._cycle(bridge, once=once)
+                if report is None:  # stopped while the cycle was under way
+                    break
                 cycles += 1
-                elapsed = time.monotonic() - started
-                telemetry.cycle_finished(report)
-                level = logging.INFO if report.ok else logging.WARNING
-                log.log(
-                    level,
-                    summarize(report, elapsed),
-                    extra={"fields": summary_fields(report, elapsed)},
-                )
+                _log_cycle(report, time.monotonic() - started, telemetry)
                 if feedback is not None:
                     await _poll_feedback(feedback)
                 if once:
@@ -116,7 +121,16 @@ class Daemon:
                 if report.more and report.ok:
                     continue  # pages came back full: there is a backlog, poll at once
                 await self._stop.sleep(retry_delay(settings.poll_interval, failures))
+            # What finished after the last cycle's summary (the batch in flight at a
+            # stop, the end of a --once run's work) gets one of its own.
+            started = time.monotonic()
+            last = await bridge.aclose()
+            bridge = None
+            if last.spans or last.failed_batches:
+                _log_cycle(last, time.monotonic() - started, telemetry)
         finally:
+            if bridge is not None:  # an error ended the loop: stop the work in flight
+                await bridge.aclose()
             if health is not None:
                 health.stop()
             await client.aclose()
@@ -125,6 +139,21 @@ class Daemon:
             telemetry.shutdown(flush=cycles > 0)
             state.close()
         return RunResult(cycles, ok)
+
+    async def _cycle(self, bridge: Bridge, *, once: bool) -> CycleReport | None:
+        """One cycle, given up when a stop is requested before it ends (None then)."""
+        cycle = asyncio.ensure_future(bridge.cycle(once=once, should_stop=self._stop.is_set))
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait((cycle, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not cycle.done():
+            cycle.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cycle
+            return None
+        return cycle.result()
 
     async def _start(
         self,

@@ -5,6 +5,9 @@ One SDK ``MeterProvider`` (the same resource as the spans) feeds up to two reade
 * a ``PeriodicExportingMetricReader`` pushing over OTLP next to the traces
   (``LETTA_OTEL_METRICS`` / ``OTEL_METRICS_EXPORTER``), cumulative by default, so a
   lost push loses resolution, never counts (the exporter: :mod:`letta_otel.metrics_otlp`);
+  a failed step counted asks for a push at once (:class:`EarlyPush`, the reader's public
+  ``force_flush``, at most once a second), so ``letta.steps{status=failed}`` reaches an
+  OTLP backend as soon as the ERROR span, not at the next periodic push;
 * the ``opentelemetry-exporter-prometheus`` reader on a private ``prometheus_client``
   registry, rendered by ``/metrics`` (see :mod:`letta_otel.health`). Using the
   upstream reader gives the standard OTel→Prometheus naming (``_total``, unit
@@ -30,10 +33,12 @@ over (:meth:`Telemetry.started`), so the wait does not count as a failing export
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -72,6 +77,8 @@ LAST_EXPORT = "letta_otel.export.last_success_timestamp"
 READY = "letta_otel.ready"
 
 SIGNAL = "letta_otel.signal"  # traces | metrics
+# A failed step asks for an OTLP metrics push at once, at most one per this many seconds.
+EARLY_PUSH_GAP = 1.0
 HTTP_STATUS = "http.response.status_code"
 
 
@@ -138,6 +145,8 @@ class CycleOutcome(Protocol):
     def open_runs(self) -> int: ...
     @property
     def failed_batches(self) -> int: ...
+    @property
+    def export_failing(self) -> bool: ...
 
 
 class Telemetry:
@@ -163,6 +172,7 @@ class Telemetry:
         )
         self.feedback: FeedbackTracker | None = None
         self.pushes: list[PushCounter] = []  # the OTLP reader's, if any
+        self.early_push: EarlyPush | None = None  # pushes the OTLP reader soon after a failure
         self._provider = MeterProvider(resource=resource, metric_readers=list(readers))
         meter = self._provider.get_meter(METER_NAME, __version__, schema_url=sc.SCHEMA_URL)
 
@@ -288,13 +298,24 @@ class Telemetry:
 
     # The two per-step hooks guard inline: no closures or messages built per call.
 
-    def step_accounted(self, record: StepRecord) -> None:
+    def step_accounted(self, record: StepRecord, llm: bool = True) -> None:
         try:
-            self.record(mm.step_measurements(record))
+            self.record(mm.step_measurements(record, llm=llm))
         except Exception:  # metrics must never stop the export of spans
             log.warning("recording metrics for step %s failed", record.step.id, exc_info=True)
+        if record.step.status == "failed" and self.early_push is not None:
+            # The failed-step alert reads letta.steps: push it now, not at the next
+            # periodic export (OTLP); /metrics already shows it.
+            self.early_push.request()
         if self.feedback is not None:
             self._guard("feedback", lambda: self._observe_feedback([record.step]))
+
+    def llm_accounted(self, record: StepRecord) -> None:
+        """A step's LLM span sent after its step span: its GenAI metrics, now."""
+        try:
+            self.record(mm.llm_measurements(record))
+        except Exception:
+            log.warning("recording LLM metrics for step %s failed", record.step.id, exc_info=True)
 
     def run_accounted(self, record: RunRecord) -> None:
         try:
@@ -303,13 +324,14 @@ class Telemetry:
             log.warning("recording metrics for run %s failed", record.run.id, exc_info=True)
 
     def cycle_finished(self, report: CycleOutcome) -> None:
-        """End of a cycle: no failed batch means the export path is good (idle included)."""
+        """End of a cycle: no failed batch, and no export failing since (with work
+        waiting for it), means the export path is good (idle included)."""
         if report.skipped:
             self._skipped.add(report.skipped)
         h = self._health
         with h.lock:
             h.steps_pending, h.runs_pending = report.open_steps, report.open_runs
-            if report.failed_batches == 0:
+            if report.failed_batches == 0 and not report.export_failing:
                 h.last_export = self._clock()
 
     def letta_request_failed(self, kind: str, status: int | None) -> None:
@@ -370,6 +392,8 @@ class Telemetry:
 
         ``flush=False`` (start-up failed) drops it: its errors would only bury the real one.
         """
+        if self.early_push is not None:
+            self.early_push.close()
         if not flush:
             for pushes in self.pushes:
                 pushes.discard = True
@@ -381,6 +405,67 @@ class Telemetry:
 
 def _ignore(_: Iterable[mm.Measurement]) -> None:
     pass
+
+
+class EarlyPush:
+    """An OTLP metrics push requested now rather than at the next periodic export, so a
+    failed step reaches an alert on an OTLP backend within seconds, as its ERROR span
+    does: the periodic reader's public ``force_flush`` (a collection and an export) in a
+    thread of its own (it blocks on the network), at most one per ``min_gap`` seconds.
+    Requests while one is waiting or under way are folded into one more push after it,
+    which collects everything counted until then."""
+
+    def __init__(
+        self,
+        push: Callable[[], object],
+        *,
+        min_gap: float = EARLY_PUSH_GAP,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._push = push
+        self._min_gap = min_gap
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._again = False  # requested while a push was waiting or under way
+        self._last = -math.inf
+        self._closed = False
+
+    def request(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if self._timer is not None:
+                self._again = True
+                return
+            self._start()
+
+    def close(self) -> None:
+        """No more pushes (the provider's shutdown makes the last one)."""
+        with self._lock:
+            self._closed = True
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _start(self) -> None:  # with the lock held
+        delay = max(0.0, self._last + self._min_gap - self._clock())
+        self._timer = threading.Timer(delay, self._run)
+        self._timer.name = "letta-otel-early-push"
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _run(self) -> None:
+        try:
+            self._push()
+        except Exception:  # the periodic export tries again anyway
+            log.warning("pushing the metrics early failed", exc_info=True)
+        with self._lock:
+            self._last = self._clock()
+            self._timer = None
+            if self._again and not self._closed:
+                self._again = False
+                self._start()
 
 
 def _observe(read: Callable[[], float | None]) -> Callable[[CallbackOptions], list[Observation]]:
@@ -412,17 +497,18 @@ def build_telemetry(
             telemetry_ref[0].metrics_exported(ok)
 
     pushes: list[PushCounter] = []
+    early_push: EarlyPush | None = None
     if settings.otlp_metrics and settings.otlp_metrics_endpoint:
         interval_ms = settings.metric_export_interval * 1000
-        timeout = metrics_transport(settings).otlp_timeout
+        timeout_ms = max(metrics_transport(settings).otlp_timeout * 2000, 1000)
         pushes.append(PushCounter(on_push))
-        readers.append(
-            PeriodicExportingMetricReader(
-                build_metric_exporter(settings, pushes[0]),
-                export_interval_millis=interval_ms,
-                export_timeout_millis=max(timeout * 2000, 1000),
-            )
+        periodic = PeriodicExportingMetricReader(
+            build_metric_exporter(settings, pushes[0]),
+            export_interval_millis=interval_ms,
+            export_timeout_millis=timeout_ms,
         )
+        readers.append(periodic)
+        early_push = EarlyPush(partial(periodic.force_flush, timeout_millis=timeout_ms))
     elif settings.otlp_metrics:
         log.warning(
             "metrics are not pushed over OTLP: no metrics URL can be told from the traces "
@@ -440,6 +526,7 @@ def build_telemetry(
     )
     telemetry_ref.append(telemetry)
     telemetry.pushes = pushes
+    telemetry.early_push = early_push
     if state is not None:
         telemetry.feedback = FeedbackTracker(state, telemetry.feedback_given)
     return telemetry

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from letta_otel.state import StateError, StateStore
+from letta_otel.state import OwedLlm, StateError, StateStore
 
 
 @pytest.fixture
@@ -129,12 +129,13 @@ def _migrated(path: Path, script: str) -> Iterator[StateStore]:
         db.executescript(script)
     store = StateStore(path)
     try:
-        assert store.get_meta("schema_version") == "3"
+        assert store.get_meta("schema_version") == "4"
         assert store.get_meta("steps.cursor") == "step-b"
         assert [o.step_id for o in store.open_steps()] == ["step-b"]
+        assert store.owed_llm() == []  # schema 4: the table of owed LLM spans is there
         yield store
         indexes = {row[0] for row in store._db.execute("SELECT name FROM sqlite_master")}
-        assert {"steps_state", "steps_run", "runs_state"} <= indexes
+        assert {"steps_state", "steps_run", "runs_state", "owed_llm_due"} <= indexes
     finally:
         store.close()
     StateStore(path).close()  # reopening a migrated file is a no-op
@@ -185,6 +186,91 @@ def test_schema_2_file_is_migrated_in_place(tmp_path: Path) -> None:
         assert " IN (" not in tables["steps"] and " IN (" not in tables["runs"]
         with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
             store._db.execute("UPDATE steps SET state = 'lost' WHERE step_id = 'step-a'")
+
+
+_V3_SCHEMA = (
+    _V2_SCHEMA.replace("'schema_version', '2'", "'schema_version', '3'")
+    .replace("CHECK (state IN ('open', 'exported', 'skipped', 'filtered', 'sampled'))", "")
+    .replace("CHECK (state IN ('open', 'exported', 'filtered', 'sampled'))", "")
+)
+
+
+def test_schema_3_file_is_migrated_in_place(tmp_path: Path) -> None:
+    with _migrated(tmp_path / "v3.db", _V3_SCHEMA) as store:
+        assert store.step_state("step-a") == "sampled"
+        assert store.run_trace_id("run-1") == "ab"
+        store.mark_exported(step_ids=["step-b"], run_ids=[], now_ns=9, owe=[_owed("step-b")])
+        assert [o.step_id for o in store.owed_llm()] == ["step-b"]
+        assert store.counts()["llm_owed"] == 1
+
+
+def _owed(step_id: str, *, terminal_ns: int = 100, next_check_ns: int = 200) -> OwedLlm:
+    return OwedLlm(
+        step_id=step_id,
+        run_id="run-1",
+        trace_id="ab" * 16,
+        record=b'{"step":{"id":"%s"}}' % step_id.encode(),
+        terminal_ns=terminal_ns,
+        next_check_ns=next_check_ns,
+    )
+
+
+# --- LLM spans still owed (schema 4) -----------------------------------------------
+
+
+def test_owed_llm_spans_are_written_and_removed_with_the_exports(store: StateStore) -> None:
+    store.record_discovered([("s1", "run-1", "failed"), ("s2", "run-1", "success")], now_ns=1)
+    store.mark_exported(
+        step_ids=["s1", "s2"],
+        run_ids=[],
+        now_ns=2,
+        owe=[_owed("s1", next_check_ns=300), _owed("s2", next_check_ns=200)],
+    )
+    assert store.open_steps() == []  # the steps are exported; their LLM spans are owed
+    assert [o.step_id for o in store.owed_llm()] == ["s2", "s1"]  # the longest due first
+    assert [o.step_id for o in store.owed_llm(due_by_ns=250)] == ["s2"]
+    assert store.owed_llm(due_by_ns=250)[0] == _owed("s2", next_check_ns=200)
+
+    store.owe_later("s2", next_check_ns=400, checks=1)
+    (later,) = [o for o in store.owed_llm() if o.step_id == "s2"]
+    assert (later.next_check_ns, later.checks) == (400, 1)
+    assert store.owed_llm(due_by_ns=250) == []
+
+    # A step span sent again (kill -9 before its commit) keeps the row it has.
+    store.mark_exported(step_ids=["s2"], run_ids=[], now_ns=3, owe=[_owed("s2")])
+    assert [o.checks for o in store.owed_llm() if o.step_id == "s2"] == [1]
+
+    store.mark_exported(step_ids=[], run_ids=[], now_ns=4, paid=["s1"])  # its span went out
+    store.settle_owed(["s2"])  # nothing to send
+    assert store.owed_llm() == []
+    assert store.counts()["llm_owed"] == 0
+
+
+def test_owed_llm_rows_survive_a_restart_and_a_failed_commit(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = StateStore(path)
+    store.mark_exported(step_ids=["s1"], run_ids=[], now_ns=1, owe=[_owed("s1")])
+    with pytest.raises(sqlite3.IntegrityError), store.transaction() as db:
+        # A commit that fails halfway changes nothing: the span stays owed.
+        db.execute("DELETE FROM owed_llm WHERE step_id = 's1'")
+        db.execute("INSERT INTO owed_llm (step_id) VALUES ('s2')")  # NOT NULL columns
+    store.close()
+    store = StateStore(path)  # a restart
+    try:
+        assert store.owed_llm() == [_owed("s1")]
+    finally:
+        store.close()
+
+
+def test_prune_gives_up_owed_llm_spans_a_day_old(store: StateStore) -> None:
+    store.mark_exported(
+        step_ids=[],
+        run_ids=[],
+        now_ns=1,
+        owe=[_owed("old", terminal_ns=10), _owed("new", terminal_ns=1000)],
+    )
+    assert store.prune(older_than_ns=500) == 1
+    assert [o.step_id for o in store.owed_llm()] == ["new"]
 
 
 def test_writes_build_no_temporary_index_per_row(store: StateStore) -> None:

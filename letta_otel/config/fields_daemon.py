@@ -128,7 +128,9 @@ class DaemonFields(BaseModel):
     enrich_grace: Annotated[
         timedelta,
         _duration(
-            "How long to wait for enrichment data after a step completes (>= 0).",
+            "How long a late provider trace is waited for (>= 0): a step is exported as "
+            "soon as it is terminal; its LLM span follows when Letta writes the trace, or "
+            "after this long from the step's metrics alone (0: at once, without waiting).",
             "LETTA_OTEL_ENRICH_GRACE",
             "daemon.enrich_grace",
             allow_zero=True,

@@ -93,8 +93,10 @@ def _has_llm_call(record: StepRecord) -> bool:
     return record.trace is not None or step_timing(record, 0).llm is not None
 
 
-def step_measurements(record: StepRecord) -> list[Measurement]:
-    """``letta.steps`` (+1), ``letta.step.duration``, and the LLM call's GenAI metrics."""
+def step_measurements(record: StepRecord, *, llm: bool = True) -> list[Measurement]:
+    """``letta.steps`` (+1), ``letta.step.duration``, and the LLM call's GenAI metrics
+    (``llm=False``: without them; the step's LLM span follows later, and its metrics
+    with it, see :func:`llm_measurements`)."""
     step = record.step
     out: list[Measurement] = []
 
@@ -113,9 +115,15 @@ def step_measurements(record: StepRecord) -> list[Measurement]:
         timed = {k: v for k, v in counted.items() if k in _STEP_DURATION_KEYS}
         out.append(Measurement(STEP_DURATION, step_ns / 1e9, timed))
 
-    if _has_llm_call(record):
+    if llm and _has_llm_call(record):
         out.extend(_llm_measurements(record))
     return out
+
+
+def llm_measurements(record: StepRecord) -> list[Measurement]:
+    """The GenAI metrics of a step's LLM call alone, for an LLM span sent after its
+    step span (``spans.map_llm``): the same ones ``step_measurements`` gives."""
+    return _llm_measurements(record) if _has_llm_call(record) else []
 
 
 def _llm_measurements(record: StepRecord) -> list[Measurement]:

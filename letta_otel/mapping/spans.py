@@ -4,7 +4,7 @@ Span model (one trace per run, see ``ids``)::
 
     invoke_agent {agent}        CLIENT    one per run          (map_run)
     └─ agent_step               INTERNAL  one per step         (map_step)
-       ├─ chat {model}          CLIENT    the LLM call
+       ├─ chat {model}          CLIENT    the LLM call     (map_step, or later map_llm)
        └─ execute_tool {tool}   INTERNAL  one per tool call
 
 No I/O happens here: the same records always give the same spans, byte for byte.
@@ -14,7 +14,7 @@ are applied as each span is made (:func:`_make_span`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from opentelemetry.sdk.resources import Resource
@@ -40,7 +40,7 @@ from letta_otel.mapping.capture import DEFAULT_POLICY, ContentPolicy, capture_ll
 from letta_otel.mapping.clean import INT64_MAX, clean_attrs, clean_attrs_sized, clean_text, cut_text
 from letta_otel.mapping.limits import Captured, finalize
 from letta_otel.mapping.records import RunRecord, StepRecord
-from letta_otel.mapping.timing import Window, run_window, step_timing
+from letta_otel.mapping.timing import StepTiming, Window, run_window, step_timing
 
 STEP_SPAN_NAME = "agent_step"
 
@@ -122,8 +122,15 @@ def _make_span(
     return finalize(span, captured, limits, policy.redactor, long_strings=long)
 
 
-def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[ReadableSpan]:
-    """The ``agent_step`` span with its ``chat`` and ``execute_tool`` children."""
+def map_step(
+    record: StepRecord, ctx: MappingContext, trace_id: int, *, llm: bool = True
+) -> list[ReadableSpan]:
+    """The ``agent_step`` span with its ``chat`` and ``execute_tool`` children.
+
+    ``llm=False``: without the ``chat`` span. The pipeline sends a step whose provider
+    trace is not written yet at once, and its LLM span later as :func:`map_llm` makes
+    it (same ids, same parent).
+    """
     step = record.step
     tools = _tool_calls(record)
     timing = step_timing(record, len(tools))
@@ -149,31 +156,85 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
         )
     ]
     step_context = spans[0].context  # the children's parent: the same value, built once
-    policy = ctx.policy
+    if llm and (timing.llm is not None or record.trace is not None):
+        spans.append(_chat_span(record, ctx, trace_id, step_context, timing))
+    _add_tool_spans(
+        spans, record, ctx, trace_id, step_context, zip(tools, timing.tools, strict=True)
+    )
+    return spans
+
+
+def map_llm(
+    record: StepRecord, ctx: MappingContext, trace_id: int, *, sent_tools: Collection[str] = ()
+) -> list[ReadableSpan]:
+    """The LLM span of a step whose ``agent_step`` span left without it (``map_step``
+    with ``llm=False``): the ``chat`` span, a child of that step span in ``trace_id``,
+    built from the provider trace when the record has it, else from the step's metrics
+    alone (as ``map_step`` would), or nothing when Letta timed no LLM call either. With
+    it go the ``execute_tool`` spans of the tool calls only the provider response names
+    (``sent_tools``: the calls the step span's unit already carried, from its messages).
+
+    A chat span made later is timed by its trace (:mod:`.timing`): it may lie partly
+    outside the step span, which was timed without it.
+    """
+    step = record.step
+    tools = _tool_calls(record)
+    timing = step_timing(record, len(tools))
+    parent = SpanContext(trace_id, ids.span_id("step", step.id), False, _SAMPLED)
+    spans: list[ReadableSpan] = []
     if timing.llm is not None or record.trace is not None:
-        llm_attrs = llm_attributes(record)
-        spans.append(
-            _make_span(
-                ctx,
-                name=f"{sc.OP_CHAT} {request_model(record)}".rstrip(),
-                trace_id=trace_id,
-                span_id=ids.span_id("llm", step.id),
-                parent=step_context,
-                kind=SpanKind.CLIENT,
-                window=timing.llm or timing.step,
-                attributes=llm_attrs,
-                status=_llm_status(record),
-                captured=capture_llm(record, llm_attrs, policy) if policy.capture else None,
-            )
-        )
-    for (call_id, name, status), window in zip(tools, timing.tools, strict=True):
+        spans.append(_chat_span(record, ctx, trace_id, parent, timing))
+    later = [(t, w) for t, w in zip(tools, timing.tools, strict=True) if t[0] not in sent_tools]
+    _add_tool_spans(spans, record, ctx, trace_id, parent, later)
+    return spans
+
+
+def tool_call_ids(record: StepRecord) -> tuple[str, ...]:
+    """The ids of the tool calls ``map_step`` gives ``execute_tool`` spans."""
+    return tuple(call_id for call_id, _, _ in _tool_calls(record))
+
+
+def _chat_span(
+    record: StepRecord,
+    ctx: MappingContext,
+    trace_id: int,
+    parent: SpanContext,
+    timing: StepTiming,
+) -> ReadableSpan:
+    policy = ctx.policy
+    llm_attrs = llm_attributes(record)
+    return _make_span(
+        ctx,
+        name=f"{sc.OP_CHAT} {request_model(record)}".rstrip(),
+        trace_id=trace_id,
+        span_id=ids.span_id("llm", record.step.id),
+        parent=parent,
+        kind=SpanKind.CLIENT,
+        window=timing.llm or timing.step,
+        attributes=llm_attrs,
+        status=_llm_status(record),
+        captured=capture_llm(record, llm_attrs, policy) if policy.capture else None,
+    )
+
+
+def _add_tool_spans(  # noqa: PLR0917
+    spans: list[ReadableSpan],
+    record: StepRecord,
+    ctx: MappingContext,
+    trace_id: int,
+    parent: SpanContext,
+    tools: Iterable[tuple[ToolCallInfo, Window]],
+) -> None:
+    policy = ctx.policy
+    step_id = record.step.id
+    for (call_id, name, status), window in tools:
         spans.append(
             _make_span(
                 ctx,
                 name=f"{sc.OP_EXECUTE_TOOL} {name}" if name else sc.OP_EXECUTE_TOOL,
                 trace_id=trace_id,
-                span_id=ids.span_id("tool", f"{step.id}/{call_id}"),
-                parent=step_context,
+                span_id=ids.span_id("tool", f"{step_id}/{call_id}"),
+                parent=parent,
                 kind=SpanKind.INTERNAL,
                 window=window,
                 attributes=tool_attributes(record, call_id, name, status),
@@ -183,7 +244,6 @@ def map_step(record: StepRecord, ctx: MappingContext, trace_id: int) -> list[Rea
                 captured=capture_tool(record, call_id, status, policy) if policy.on_spans else None,
             )
         )
-    return spans
 
 
 def _step_status(record: StepRecord) -> Status:

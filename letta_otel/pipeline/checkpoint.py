@@ -13,8 +13,11 @@ nothing:
 3. ``set_run_trace_ids``: an adopted trace id is pinned before the first span using it
    leaves, so a crash cannot split a run over two traces;
 4. ``mark_exported``: after the backend confirmed a batch, with the bytes it added per
-   trace (the trace budget), all in one transaction;
-5. ``prune``: settled entries older than the retention go.
+   trace (the trace budget), the LLM spans its steps still owe and the owed ones it
+   carried, all in one transaction;
+5. ``owe_later``/``settle_owed``: an owed LLM span's next look for its provider trace,
+   or the end of the wait without anything to send;
+6. ``prune``: settled entries older than the retention go.
 
 The feedback counter (:mod:`letta_otel.feedback`) keeps its own table of feedback seen,
 through its own narrower door (``FeedbackLedger``) that the program wires to the same
@@ -29,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from letta_otel.mapping.timing import to_ns
-from letta_otel.state import OpenStep, RunSelection
+from letta_otel.state import OpenStep, OwedLlm, RunSelection
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ class Checkpoint(Protocol):
         meta: dict[str, str] | None = None,
     ) -> None: ...
     def open_steps(self) -> list[OpenStep]: ...
+    def runs_with_open_steps(self, run_ids: Iterable[str]) -> set[str]: ...
     def counts(self) -> dict[str, int]: ...
 
     # --- settled without export -----------------------------------------------------
@@ -84,7 +88,14 @@ class Checkpoint(Protocol):
         run_ids: Iterable[str],
         now_ns: int,
         trace_bytes: Mapping[str, int] | None = None,
+        owe: Iterable[OwedLlm] = (),
+        paid: Iterable[str] = (),
     ) -> None: ...
+
+    # --- LLM spans still owed -------------------------------------------------------
+    def owed_llm(self, *, due_by_ns: int | None = None) -> list[OwedLlm]: ...
+    def owe_later(self, step_id: str, *, next_check_ns: int, checks: int) -> None: ...
+    def settle_owed(self, step_ids: Iterable[str]) -> None: ...
 
     # --- housekeeping ---------------------------------------------------------------
     def prune(self, *, older_than_ns: int) -> int: ...

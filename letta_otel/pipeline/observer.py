@@ -9,7 +9,9 @@ The pipeline calls these at fixed points of a cycle, from the event loop thread:
   its batch was confirmed AND committed (or it was settled without export). Called
   exactly once per object, so counters fed from here never double count a retried
   export. A caller that settles an object without exporting it (e.g. a sampled-out
-  run) calls these right after committing that decision.
+  run) calls these right after committing that decision. ``llm=False``: the step's
+  span left without its LLM span, which is owed; its LLM call is accounted by
+* ``llm_accounted(record)`` — once, when that LLM span is committed.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ class BridgeObserver(Protocol):
 
     def exported(self, ok: bool, spans: int, newest_end_ns: int) -> None: ...
 
-    def step_accounted(self, record: StepRecord) -> None: ...
+    def step_accounted(self, record: StepRecord, llm: bool = True) -> None: ...
+
+    def llm_accounted(self, record: StepRecord) -> None: ...
 
     def run_accounted(self, record: RunRecord) -> None: ...
 
@@ -40,7 +44,10 @@ class NullObserver:
     def exported(self, ok: bool, spans: int, newest_end_ns: int) -> None:
         pass
 
-    def step_accounted(self, record: StepRecord) -> None:
+    def step_accounted(self, record: StepRecord, llm: bool = True) -> None:
+        pass
+
+    def llm_accounted(self, record: StepRecord) -> None:
         pass
 
     def run_accounted(self, record: RunRecord) -> None:

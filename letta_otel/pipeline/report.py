@@ -1,15 +1,18 @@
 """What one cycle did: the counts the programs log, the metrics read and the loops act on.
 
-Every piece of the pipeline adds to the one :class:`CycleReport` of its cycle; a failed
-Letta request or an unexpected error is recorded here (and logged) where it happens, so
-the cycle goes on with the other steps and the object is tried again next cycle.
+Work outlives the cycle that scheduled it (:mod:`.workers`), so a report holds what
+happened since the previous cycle's report was handed out: that cycle's discovery and
+whatever the workers and the exporter finished meanwhile. Every piece adds to the
+report current at the moment; a failed Letta request or an unexpected error is recorded
+here (and logged) where it happens, and the object is tried again at a later cycle.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,9 @@ class CycleReport:
     letta_errors: int = 0
     open_steps: int = 0
     open_runs: int = 0
+    llm_owed: int = 0  # steps exported whose LLM span is still owed (its trace not written)
+    # A span export failed and no export has succeeded since, with work waiting for it.
+    export_failing: bool = False
     # Filters and sampling (letta_otel.selection): settled without being exported.
     filtered_steps: int = 0
     filtered_runs: int = 0
@@ -38,9 +44,18 @@ class CycleReport:
     more: bool = False  # discovery stopped at its page budget: poll again at once
     errors: list[str] = field(default_factory=list)
 
+    def take(self) -> CycleReport:
+        """What was recorded so far, handed out; this report starts again from zero
+        (work still in flight goes on adding to it)."""
+        taken = copy.copy(self)
+        for f in fields(self):
+            if f.name != "discovery":
+                setattr(self, f.name, [] if f.name == "errors" else f.default)
+        return taken
+
     @property
     def ok(self) -> bool:
-        return self.failed_batches == 0 and self.letta_errors == 0
+        return self.failed_batches == 0 and self.letta_errors == 0 and not self.export_failing
 
     def letta_error(self, doing: str, exc: Exception) -> None:
         """A Letta request failed for good (a ``LettaError``): counted, logged, retried
@@ -73,6 +88,7 @@ def summary_fields(report: CycleReport, seconds: float) -> dict[str, object]:
         "spans_exported": report.spans,
         "steps_pending": report.open_steps,
         "runs_pending": report.open_runs,
+        "llm_spans_owed": report.llm_owed,
         "steps_waiting": report.waiting,
         "steps_skipped": report.skipped,
         "batches": report.batches,
@@ -94,7 +110,8 @@ def summarize(report: CycleReport, seconds: float) -> str:
         f"exported_steps={report.exported_steps} exported_runs={report.exported_runs} "
         f"spans={report.spans} batches={report.batches} failed_batches={report.failed_batches} "
         f"waiting={report.waiting} open_steps={report.open_steps} open_runs={report.open_runs} "
-        f"skipped={report.skipped} letta_errors={report.letta_errors}{_selected(report)}{lag} "
+        f"llm_owed={report.llm_owed} skipped={report.skipped} "
+        f"letta_errors={report.letta_errors}{_selected(report)}{lag} "
         f"took={seconds:.2f}s"
     )
 

@@ -3,13 +3,14 @@ none of its steps is still open, so the root arrives with or after its children.
 
 Behind a backlog the steps listing stops mid-stream (a *slice*): a run may have steps
 beyond the slice, so its root waits unless the run ended before the run of the slice's
-last step began (:meth:`RunRoots.units`, ``edge_run``).
+last step began (:meth:`RunRoots.edge_time`). A run's root waits for its step spans,
+not for LLM spans its steps still owe (:mod:`.owed`): those join the trace later.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 from letta_otel.letta.client import LettaError
@@ -42,42 +43,26 @@ class RunRoots:
         self._observer = observer
         self._selection = selection
 
-    async def units(  # noqa: PLR0917
-        self,
-        busy: set[str],
-        edge_run: str | None,
-        now_ns: int,
-        trace_ids: TraceIds,
-        report: CycleReport,
-        kept_now: set[str],
-    ) -> list[Unit]:
-        """The roots due this cycle: open runs not in ``busy`` (a step of theirs is
-        still open, or selection holds them). ``kept_now``: runs with a step exported
-        this cycle (a run whose steps were all filtered out gets no root)."""
-        edge = await self._edge_time(edge_run, report)
-        candidates = [rid for rid in self._checkpoint.open_run_ids() if rid not in busy]
-        rates: dict[str, int | None] = {}
-        none_kept: list[str] = []
-        if self._selection is not None:
-            rates, none_kept = self._selection.root_rates(candidates, kept_now, self._checkpoint)
-            candidates = [rid for rid in candidates if rid in rates]
-        results = await asyncio.gather(
-            *(
-                self._unit(rid, edge, now_ns, trace_ids, report, rates.get(rid))
-                for rid in candidates
-            )
-        )
-        done = await asyncio.gather(*(self._without_steps(rid, report) for rid in none_kept))
-        filtered = [rid for rid in done if rid is not None]
-        if filtered:
-            self._checkpoint.record_selection(now_ns=now_ns, filtered_runs=filtered)
-            report.filtered_runs += len(filtered)
-        return [u for u in results if u is not None]
+    def due(
+        self, busy: set[str], among: set[str] | None = None
+    ) -> tuple[dict[str, int | None], list[str]]:
+        """Of the open runs (``among`` these) not in ``busy`` (a step of theirs is still
+        open, selection holds them, or their root is on its way): the ones whose root is
+        due, with their SampleRate, and the ones whose steps were all filtered out."""
+        state = self._checkpoint
+        runs = state.open_run_ids() if among is None else sorted(among)
+        candidates = [
+            rid
+            for rid in runs
+            if rid not in busy and (among is None or state.run_state(rid) == "open")
+        ]
+        if self._selection is None:
+            return dict.fromkeys(candidates), []
+        # Steps exported earlier are committed by now: the state file counts them.
+        return self._selection.root_rates(candidates, set(), self._checkpoint)
 
-    async def _edge_time(self, edge_run: str | None, report: CycleReport) -> datetime | None:
+    async def edge_time(self, edge_run: str, report: CycleReport) -> datetime:
         """When the run of the slice's last step began (its steps began no earlier)."""
-        if edge_run is None:
-            return None
         try:
             run = await self._enricher.run(edge_run)
         except LettaError as exc:
@@ -90,24 +75,27 @@ class RunRoots:
             else datetime.min.replace(tzinfo=UTC)
         )
 
-    async def _without_steps(self, run_id: str, report: CycleReport) -> str | None:
+    async def settle_filtered(self, run_id: str, now_ns: int, report: CycleReport) -> None:
         """A run whose steps were all filtered out gets no root; settled once terminal."""
         try:
             run = await self._enricher.run(run_id)
         except LettaError as exc:
             report.letta_error(f"fetching run {run_id}", exc)
-            return None
-        return run_id if run is None or run.is_terminal else None
+            return
+        if run is None or run.is_terminal:
+            self._checkpoint.record_selection(now_ns=now_ns, filtered_runs=[run_id])
+            report.filtered_runs += 1
 
-    async def _unit(  # noqa: PLR0917
+    async def unit(  # noqa: PLR0917
         self,
         run_id: str,
-        edge: datetime | None,
+        edge: Awaitable[datetime] | None,
         now_ns: int,
         trace_ids: TraceIds,
         report: CycleReport,
         sample_rate: int | None = None,
     ) -> Unit | None:
+        """The run's root unit when it is due, else None (tried again at a later cycle)."""
         try:
             run = await self._enricher.run(run_id)
             if run is None:
@@ -116,7 +104,8 @@ class RunRoots:
                 return None
             if not run.is_terminal:
                 return None
-            if edge is not None and (run.completed_at is None or run.completed_at >= edge):
+            edge_at = await edge if edge is not None else None
+            if edge_at is not None and (run.completed_at is None or run.completed_at >= edge_at):
                 return None  # may still have steps beyond this slice: next cycle
             agent = await self._enricher.agent(run.agent_id)
         except LettaError as exc:

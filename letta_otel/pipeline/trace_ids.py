@@ -1,4 +1,4 @@
-"""Which trace the spans of a step or run join, for one cycle.
+"""Which trace the spans of a step or run join.
 
 By default a run's trace id is derived from its id (:mod:`letta_otel.mapping.ids`), so
 nothing needs remembering. With ``LETTA_OTEL_ADOPT_LETTA_TRACE_ID`` a run takes the trace
@@ -18,7 +18,7 @@ class TraceIds:
     def __init__(self, checkpoint: Checkpoint, *, adopt_letta_trace_id: bool) -> None:
         self._checkpoint = checkpoint
         self._adopt = adopt_letta_trace_id
-        self._pins: dict[str, int] = {}  # run id -> trace id chosen this cycle
+        self._pins: dict[str, int] = {}  # run id -> trace id chosen
         self._pinned: set[str] = set()  # ... and already written to the state file
 
     def for_step(self, step: Step) -> int:
@@ -52,3 +52,10 @@ class TraceIds:
                 now_ns=now_ns,
             )
             self._pinned.update(new_pins)
+
+    def forget_pinned(self) -> None:
+        """Forget the choices the state file already holds (read from it again when
+        needed), so a daemon running for weeks does not keep one per run ever seen."""
+        for run_id in self._pinned:
+            self._pins.pop(run_id, None)
+        self._pinned.clear()

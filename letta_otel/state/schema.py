@@ -6,7 +6,7 @@ it is opened (:data:`MIGRATIONS`), a newer one is refused (``StateStore``).
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 STEP_STATES = ("open", "exported", "skipped", "filtered", "sampled")
 RUN_STATES = ("open", "exported", "filtered", "sampled")
@@ -60,14 +60,35 @@ CREATE TABLE IF NOT EXISTS feedback (
     seen_ns INTEGER NOT NULL
 );
 """
+# Schema 4: LLM spans still owed. A step whose provider trace was not written yet is
+# exported at once without its ``chat`` span; this row says that span is owed, with what
+# the mapping needs to build it later (``record``: the pipeline's JSON of the step, its
+# metrics and run), the trace id its step span joined, when the step was seen terminal
+# and when to look for the trace next. The row goes in the commit of the step span and
+# leaves in the commit of the LLM span (or when the trace was given up on), so a restart
+# neither loses nor doubles the span.
+_OWED_TABLE = """
+CREATE TABLE IF NOT EXISTS owed_llm (
+    step_id TEXT PRIMARY KEY,
+    run_id TEXT,
+    trace_id TEXT NOT NULL,
+    record BLOB NOT NULL,
+    terminal_ns INTEGER NOT NULL,
+    next_check_ns INTEGER NOT NULL,
+    checks INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS owed_llm_due ON owed_llm (next_check_ns);
+"""
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     + _STEPS_TABLE.format(name="steps")
     + _RUNS_TABLE.format(name="runs")
+    + _OWED_TABLE
 )
 # Older files get the current CHECK constraints by rebuilding the tables, the only way
 # SQLite changes one (they hold at most a day of entries; the indexes are made again
-# after). v1 -> v2 added two states and runs.sample_rate; v2 -> v3 only rewrote the CHECKs.
+# after). v1 -> v2 added two states and runs.sample_rate; v2 -> v3 only rewrote the CHECKs;
+# v3 -> v4 added the owed_llm table (created by SCHEMA on opening, so any older file has it).
 _STEP_COLUMNS = "step_id, run_id, state, last_status, first_seen_ns, updated_ns"
 _RUN_COLUMNS_V1 = "run_id, state, trace_id, first_seen_ns, updated_ns"
 
@@ -86,4 +107,5 @@ MIGRATIONS = {
     + _rebuild("runs", _RUNS_TABLE, _RUN_COLUMNS_V1),
     2: _rebuild("steps", _STEPS_TABLE, _STEP_COLUMNS)
     + _rebuild("runs", _RUNS_TABLE, f"{_RUN_COLUMNS_V1}, sample_rate"),
+    3: _OWED_TABLE,
 }

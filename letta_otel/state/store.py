@@ -4,7 +4,9 @@ Invariant that makes restarts lose nothing: a discovery cursor only moves in the
 same transaction that records every step it passed as ``open``. A step leaves
 ``open`` only when the backend accepted its spans. So after any crash the open
 steps are fetched again by id, and at most the batch in flight is sent twice
-(with the same span ids).
+(with the same span ids). A step exported without its LLM span owes it: the
+``owed_llm`` row is written in the transaction that marks the step exported and
+removed in the one that commits the LLM span, so it too survives any crash.
 
 WAL mode makes each commit atomic and durable; an exclusive ``flock`` on a side
 file keeps a second daemon off the same state. The pipeline changes it only through
@@ -20,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from letta_otel.state.rows import OpenRun, OpenStep, RunSelection, StateError
+from letta_otel.state.rows import OpenRun, OpenStep, OwedLlm, RunSelection, StateError
 from letta_otel.state.schema import INDEXES, MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 
@@ -160,6 +162,21 @@ class StateStore:
             )
         return found
 
+    def runs_with_open_steps(self, run_ids: Iterable[str]) -> set[str]:
+        """Those of ``run_ids`` with a step still open."""
+        found: set[str] = set()
+        for chunk in _chunks(list(run_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT DISTINCT run_id FROM steps WHERE state = 'open' "
+                    f"AND run_id IN ({marks})",
+                    chunk,
+                )
+            )
+        return found
+
     def step_state(self, step_id: str) -> str | None:
         row = self._db.execute("SELECT state FROM steps WHERE step_id = ?", (step_id,)).fetchone()
         return None if row is None else str(row[0])
@@ -210,10 +227,14 @@ class StateStore:
         run_ids: Iterable[str],
         now_ns: int,
         trace_bytes: Mapping[str, int] | None = None,
+        owe: Iterable[OwedLlm] = (),
+        paid: Iterable[str] = (),
     ) -> None:
         """The backend confirmed these: one transaction, all or nothing.
 
-        ``trace_bytes`` adds the confirmed bytes per trace id (the trace budget).
+        ``trace_bytes`` adds the confirmed bytes per trace id (the trace budget); ``owe``
+        records the LLM spans the exported steps still owe; ``paid`` names the steps
+        whose owed LLM span was among the confirmed spans (their rows go).
         """
         with self.transaction() as db:
             db.executemany(
@@ -224,6 +245,58 @@ class StateStore:
             )
             _set_exported(db, "steps", "step_id", list(step_ids), now_ns)
             _set_exported(db, "runs", "run_id", list(run_ids), now_ns)
+            owed = [
+                (
+                    o.step_id,
+                    o.run_id,
+                    o.trace_id,
+                    o.record,
+                    o.terminal_ns,
+                    o.next_check_ns,
+                    o.checks,
+                )
+                for o in owe
+            ]
+            if owed:  # a step sent again (kill -9 before its commit) keeps its first row
+                db.executemany(
+                    "INSERT INTO owed_llm (step_id, run_id, trace_id, record, terminal_ns, "
+                    "next_check_ns, checks) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(step_id) DO NOTHING",
+                    owed,
+                )
+            db.executemany("DELETE FROM owed_llm WHERE step_id = ?", [(s,) for s in paid])
+
+    # --- LLM spans still owed (schema 4) --------------------------------------------
+
+    def owed_llm(self, *, due_by_ns: int | None = None) -> list[OwedLlm]:
+        """The owed LLM spans whose next check is due by ``due_by_ns`` (None: all),
+        the longest due first."""
+        columns = "step_id, run_id, trace_id, record, terminal_ns, next_check_ns, checks"
+        if due_by_ns is None:
+            rows = self._db.execute(
+                f"SELECT {columns} FROM owed_llm ORDER BY next_check_ns, step_id"
+            )
+        else:
+            rows = self._db.execute(
+                f"SELECT {columns} FROM owed_llm WHERE next_check_ns <= ? "
+                "ORDER BY next_check_ns, step_id",
+                (due_by_ns,),
+            )
+        return [OwedLlm(sid, rid, tid, bytes(rec), t, n, c) for sid, rid, tid, rec, t, n, c in rows]
+
+    def owe_later(self, step_id: str, *, next_check_ns: int, checks: int) -> None:
+        """No provider trace yet: look again at ``next_check_ns``."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE owed_llm SET next_check_ns = ?, checks = ? WHERE step_id = ?",
+                (next_check_ns, checks, step_id),
+            )
+
+    def settle_owed(self, step_ids: Iterable[str]) -> None:
+        """Owed LLM spans settled without an export: nothing to send (no trace came
+        within the grace and Letta timed no LLM call), or a record that cannot be used."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM owed_llm WHERE step_id = ?", [(s,) for s in step_ids])
 
     def forget(self, *, step_ids: Iterable[str] = (), run_ids: Iterable[str] = ()) -> None:
         """Drop open entries whose object vanished from Letta (404)."""
@@ -330,7 +403,12 @@ class StateStore:
                 "DELETE FROM runs WHERE state != 'open' AND updated_ns < ?", (older_than_ns,)
             ).rowcount
             db.execute("DELETE FROM trace_bytes WHERE updated_ns < ?", (older_than_ns,))
-        return int(steps) + int(runs)
+            # A safety net only: an owed span is settled within the enrichment grace;
+            # one still here a day later (an export failing that long) is given up.
+            owed = db.execute(
+                "DELETE FROM owed_llm WHERE terminal_ns < ?", (older_than_ns,)
+            ).rowcount
+        return int(steps) + int(runs) + int(owed)
 
     # --- feedback counted (metrics) -------------------------------------------------
 
@@ -382,6 +460,8 @@ class StateStore:
         for table in ("steps", "runs"):
             for state, n in self._db.execute(f"SELECT state, COUNT(*) FROM {table} GROUP BY state"):
                 out[f"{table}_{state}"] = int(n)
+        (owed,) = self._db.execute("SELECT COUNT(*) FROM owed_llm").fetchone()
+        out["llm_owed"] = int(owed)
         return out
 
 

@@ -315,10 +315,10 @@ def test_a_step_that_cannot_be_mapped_is_skipped_not_retried(  # noqa: PLR0917 -
     victim = sorted(letta.data.expected_terminal_step_ids())[-1]
     real = pipeline_steps.map_step
 
-    def broken(record: StepRecord, *args: Any) -> Any:
+    def broken(record: StepRecord, *args: Any, **kwargs: Any) -> Any:
         if record.step.id == victim:
             raise ValueError("simulated bad data")
-        return real(record, *args)
+        return real(record, *args, **kwargs)
 
     monkeypatch.setattr(pipeline_steps, "map_step", broken)
     assert run_once() == 0  # a record we cannot use is skipped, not a failed cycle

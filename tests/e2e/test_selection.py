@@ -277,7 +277,7 @@ class Recorder(NullObserver):
         self.steps: list[StepRecord] = []
         self.runs: list[RunRecord] = []
 
-    def step_accounted(self, record: StepRecord) -> None:
+    def step_accounted(self, record: StepRecord, llm: bool = True) -> None:
         self.steps.append(record)
 
     def run_accounted(self, record: RunRecord) -> None:
@@ -318,6 +318,7 @@ def test_sampled_out_runs_are_handed_to_the_metrics_observer(
             report = await bridge.cycle(once=True)
             assert report.ok
             assert (report.sampled_out_steps, report.sampled_out_runs) == (11, 7)
+            await bridge.aclose()
         finally:
             await client.aclose()
             sink.shutdown()
