@@ -1,7 +1,10 @@
 """Fetch what a step's spans need: trace, metrics, messages, its run and agent.
 
 Requests run concurrently with a bound on how many are in flight. Runs are cached
-for one cycle (their status changes); agents for ``agent_ttl`` (names rarely do).
+for one cycle (their status changes) and come from listing pages wherever one has
+them (:mod:`.prefetch`): the newest runs first, then, behind a backlog, the runs
+created after the cycle's first one; a run no listing brought is read by id. Agents
+are cached for ``agent_ttl`` (names rarely do change).
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from letta_otel.letta.client import InvalidRecord, LettaClient
+from letta_otel.letta.discovery import RunPager
 from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
-from letta_otel.letta.prefetch import RunPrefetcher
+from letta_otel.letta.prefetch import RecentRuns, RunPrefetcher
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -37,7 +41,7 @@ class StepParts:
         return frozenset(gaps)
 
 
-def always(parts: StepParts) -> bool:
+def always(parts: StepParts, step: Step) -> bool:
     """Fetch every step's messages (the default: always correct, never the cheapest)."""
     return True
 
@@ -50,11 +54,11 @@ class Enricher:
         max_in_flight: int = 8,
         agent_ttl: float = 600.0,
         lean_traces: bool = False,
-        needs_messages: Callable[[StepParts], bool] = always,
+        needs_messages: Callable[[StepParts, Step], bool] = always,
     ) -> None:
         """``lean_traces``: fetch provider traces without the prompt (content capture
         off: nothing reads it; see ``LettaClient.get_trace``). ``needs_messages``: whether
-        a step's messages can change its spans, given its trace and metrics (the
+        a step's messages can change its spans, given its trace, metrics and record (the
         mapping knows: ``letta_otel.mapping.records.needs_messages``); when not, its
         ``/messages`` request is skipped."""
         self._client = client
@@ -66,6 +70,8 @@ class Enricher:
         self._agents: dict[str, tuple[float, asyncio.Future[Agent | None]]] = {}
         self._runs: dict[str, asyncio.Future[Run | None]] = {}
         self._prefetcher = RunPrefetcher(client)
+        self._pager = RunPager(client)  # kept: it knows which cursor parameter pages
+        self._recent = RecentRuns(self._pager)
         self._prefetch: asyncio.Future[None] | None = None
 
     async def _limited(self, call: Awaitable[T]) -> T:
@@ -80,14 +86,16 @@ class Enricher:
     def prefetch_runs(self, wanted: set[str], first: str) -> None:
         """Start fetching this cycle's runs from listing pages (see ``prefetch``).
 
-        Each wanted run gets a future at once; :meth:`run` awaits it. A run the listing
-        does not bring is fetched by id afterwards, so every future resolves.
+        Each wanted run not known yet gets a future at once; :meth:`run` awaits it. The
+        newest runs are listed first; if ``first`` (the run of the cycle's first step)
+        is not among them, the runs created after it are listed next (a backlog). A run
+        neither brings is fetched by id afterwards, so every future resolves.
         """
         loop = asyncio.get_running_loop()
         pending: dict[str, asyncio.Future[Run | None]] = {
             rid: loop.create_future() for rid in wanted if rid not in self._runs
         }
-        if first not in pending:
+        if not pending:
             return
         self._runs.update(pending)
 
@@ -95,12 +103,18 @@ class Enricher:
             # A run nobody ends up asking for must not log "exception never retrieved".
             future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
+        def hand_out(run: Run) -> None:
+            future = pending.pop(run.id, None)
+            if future is not None and not future.done():
+                future.set_result(run)
+
         async def fill() -> None:
             try:
-                async for run in self._prefetcher.runs(set(pending), first):
-                    future = pending.pop(run.id, None)
-                    if future is not None and not future.done():
-                        future.set_result(run)
+                for run in (await self._recent.find(set(pending))).values():
+                    hand_out(run)
+                if first in pending:
+                    async for run in self._prefetcher.runs(set(pending), first):
+                        hand_out(run)
             except asyncio.CancelledError:
                 for future in pending.values():
                     future.cancel()
@@ -133,6 +147,7 @@ class Enricher:
             self._prefetch.cancel()
             self._prefetch = None
         self._runs = {}
+        self._recent = RecentRuns(self._pager)
         self._seed(known_runs or {})
 
     def _seed(self, runs: dict[str, Run]) -> None:
@@ -148,7 +163,7 @@ class Enricher:
         return await self._limited(self._client.get_metrics(step.id))
 
     async def with_messages(self, step: Step, parts: StepParts) -> StepParts:
-        if not self._needs_messages(parts):
+        if not self._needs_messages(parts, step):
             return parts
         messages = await self._limited(self._client.get_messages(step.id))
         return StepParts(parts.trace, parts.metrics, tuple(messages))
@@ -157,12 +172,20 @@ class Enricher:
         return await self._limited(self._client.get_step(step_id))
 
     async def run(self, run_id: str) -> Run | None:
-        # One request per run per cycle, however many steps ask for it concurrently.
+        """The run as it is this cycle: from a listing page of the cycle when one has
+        it, else read by id; at most one read per run per cycle, however many steps ask
+        for it concurrently."""
         task = self._runs.get(run_id)
         if task is None:
-            task = asyncio.ensure_future(self._limited(self._client.get_run(run_id)))
+            task = asyncio.ensure_future(self._lookup(run_id))
             self._runs[run_id] = task
         return await task
+
+    async def _lookup(self, run_id: str) -> Run | None:
+        listed = (await self._recent.find((run_id,))).get(run_id)
+        if listed is not None:
+            return listed
+        return await self._limited(self._client.get_run(run_id))
 
     async def agent(self, agent_id: str | None) -> Agent | None:
         try:
