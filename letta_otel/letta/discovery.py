@@ -14,7 +14,7 @@ cursor never moves past a step the state does not know about.
   self-hosted Letta 0.12-0.16.8): it lists runs newest first down to a watermark,
   then reads the steps (``/v1/runs/{id}/steps``) of each new run, of each run still
   running, of each run once when it turned terminal, and of each finished run a few
-  times more over the following seconds (late commits; ``LATE_RELISTS``).
+  times more over the following minutes (late commits; ``LATE_RELISTS``).
 
 Both return the current view of every unsettled step they listed, new or already open:
 the pipeline reads by id only the open steps no listing refreshed.
@@ -51,16 +51,25 @@ RECENT_MAX_PAGES = 25
 # re-read window below it once per REREAD_EVERY), so runs that commit late are found at
 # the next cycle (duplicates are dropped by id): 2 pages a cycle at 1 run/s.
 RUNS_RELIST_OVERLAP = timedelta(minutes=2)
-# Runs fallback: a finished run's steps are listed again this long after the cycle that
-# first saw it terminal, for a step of it committed late (after the run ended).
-LATE_RELISTS = (timedelta(seconds=4), timedelta(seconds=12), RECENT_WINDOW)
 # Steps listing: once per REREAD_EVERY the last ``reread_window`` is listed again, for
 # steps that became visible after newer ones were read (late commits).
 REREAD_EVERY = timedelta(seconds=60)
-# Runs fallback: the re-read also lists the steps of runs exported this recently, for
-# a step that commits after its run finished. Older runs are not asked again, which
+# Runs fallback: a finished run's steps are listed again until this long after it ended,
+# for a step that commits after its run finished. Older runs are not asked again, which
 # keeps the cost to a few requests per exported run.
 LATE_STEP_HORIZON = timedelta(minutes=5)
+# ... at these times after the cycle that first saw the run terminal: late commits of
+# seconds (Letta's) are found within seconds, rarer later ones within a minute or two.
+# The once-a-minute re-read lists the steps of the runs this process did not see finish
+# (exported before a restart) and were exported within LATE_STEP_HORIZON.
+LATE_RELISTS = (
+    timedelta(seconds=4),
+    timedelta(seconds=12),
+    RECENT_WINDOW,
+    timedelta(minutes=1),
+    timedelta(minutes=2),
+    LATE_STEP_HORIZON,
+)
 DEFAULT_REREAD_WINDOW = timedelta(minutes=15)
 # The re-read sweeps the whole window (keeping only unsettled steps), up to this many
 # pages: 100,000 steps per window, a fleet doing 110 steps/s with the default 15 min.
@@ -364,9 +373,14 @@ class RunsDiscovery:
         # as good (runs not recorded yet are older than the floor: not ours to read).
         listed.update({r.id: r for r in below if state.run_state(r.id) == "open"})
 
-        recent = state.runs_exported_since(_ns(now - LATE_STEP_HORIZON)) if reread else set[str]()
         finished = dict(self._finished)
-        to_read: list[Run] = []
+        # Runs seen finishing by this process are re-listed on their own schedule.
+        recent = (
+            state.runs_exported_since(_ns(now - LATE_STEP_HORIZON)) - finished.keys()
+            if reread
+            else set[str]()
+        )
+        to_read: list[str] = []
         for run in listed.values():
             if self.keep_run is not None and not self.keep_run(run):
                 continue
@@ -381,12 +395,21 @@ class RunsDiscovery:
                 log.exception("cannot tell whether run %s changed; reading its steps", run.id)
                 wanted = True
             if wanted:
-                to_read.append(run)
-        open_ids = [rid for rid in state.open_run_ids() if rid not in listed]
-        for run_id in [r.id for r in to_read] + open_ids:
+                to_read.append(run.id)
+        # Finished runs the listing no longer brings (older than its floor) still get
+        # their late re-lists; so do our open runs it did not bring.
+        to_read += [
+            rid for rid in list(finished) if rid not in listed and self._due(rid, now, finished)
+        ]
+        to_read += [rid for rid in state.open_run_ids() if rid not in listed and rid not in to_read]
+        for run_id in to_read:
             found.steps.extend(await self.run_steps(run_id, found))
         horizon = max(self.late_relists, default=timedelta(0)) + RECENT_WINDOW
-        self._finished = {k: v for k, v in finished.items() if now - v.seen <= horizon}
+        self._finished = {
+            k: v
+            for k, v in finished.items()
+            if v.done < len(self.late_relists) and now - v.seen <= horizon
+        }
         return found
 
     def _wants_steps(
@@ -399,19 +422,22 @@ class RunsDiscovery:
         if not run.is_terminal:
             finished.pop(run.id, None)
             return run_state in (None, "open")
-        mark = finished.get(run.id)
-        if mark is None:
+        if run.id not in finished:
             if run_state not in (None, "open"):
                 return False  # settled before this process saw it terminal
             finished[run.id] = _Finished(now)
             return True
-        if run_state is None:
-            return True  # nothing of it recorded yet (no step yet, or not recorded)
+        due = self._due(run.id, now, finished)
+        return due or run_state is None  # None: nothing of it recorded yet (no step yet)
+
+    def _due(self, run_id: str, now: datetime, finished: dict[str, _Finished]) -> bool:
+        """Whether the finished run's next late re-list is due (counted as done)."""
+        mark = finished[run_id]
         done = mark.done
         # One re-list however many fell due (a long cycle); the next one counts on.
         while done < len(self.late_relists) and now - mark.seen >= self.late_relists[done]:
             done += 1
-        finished[run.id] = _Finished(mark.seen, done)
+        finished[run_id] = _Finished(mark.seen, done)
         return done > mark.done
 
     def _floor(self, state: StateView, now: datetime, overlap: timedelta) -> datetime:

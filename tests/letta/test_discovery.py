@@ -291,6 +291,10 @@ def test_runs_fallback_lists_a_finished_runs_steps_once_then_again_for_late_comm
     assert cycles.count(rf"^/v1/runs/{run_id}/steps$") == 1
     cycles.run(t0 + timedelta(seconds=40))
     assert cycles.count(rf"^/v1/runs/{run_id}/steps$") == 0
+    cycles.run(t0 + timedelta(seconds=61))  # then after 1, 2 and 5 min
+    assert cycles.count(rf"^/v1/runs/{run_id}/steps$") == 1
+    # ... the once-a-minute re-read does not list it once more: it is on its schedule
+    assert cycles.count(r"^/v1/runs/$") >= 1
 
 
 def test_runs_fallback_reads_a_running_runs_steps_every_cycle_and_a_late_run_next_cycle(
