@@ -224,3 +224,25 @@ def test_behind_a_backlog_runs_come_from_pages_after_the_first_run() -> None:
         # the newest page (no hit), then oldest first from the first run (on 0.16.8 the
         # cursor parameter is found out on the way: at most one listing more)
         assert 2 <= server.count(RUNS_LISTING) <= 3
+
+
+def test_a_runs_listing_that_fails_for_good_leaves_the_runs_to_reads_by_id() -> None:
+    data = FakeLettaData.from_samples()
+    run_ids = data.run_ids()
+    retry = RetryPolicy(attempts=2, backoff=Backoff(initial=0.01, maximum=0.02, jitter=0.5))
+
+    async def go(server: FakeLettaServer) -> list[str | None]:
+        async with LettaClient(server.base_url, retry=retry, timeout=2) as client:
+            enricher = Enricher(client, max_in_flight=4)
+            enricher.new_cycle()
+            enricher.prefetch_runs(set(run_ids), run_ids[0])
+            runs = await asyncio.gather(*(enricher.run(r) for r in run_ids))
+            return [r.id if r else None for r in runs]
+
+    with FakeLettaServer(data) as server:
+        server.faults.add(RUNS_LISTING, "500", count=-1)
+        assert asyncio.run(go(server)) == run_ids
+        # The newest page and the ascending page after the first run, 2 attempts each:
+        # a failed listing is not asked again by the later lookups of the cycle.
+        assert server.count(RUNS_LISTING) == 4
+        assert server.count(RUN_BY_ID) == len(run_ids)  # each once (the first one included)
