@@ -64,10 +64,8 @@ LATE_STEP_HORIZON = timedelta(minutes=5)
 # (exported before a restart) and were exported within LATE_STEP_HORIZON.
 LATE_RELISTS = (
     timedelta(seconds=4),
-    timedelta(seconds=12),
-    RECENT_WINDOW,
+    timedelta(seconds=15),
     timedelta(minutes=1),
-    timedelta(minutes=2),
     LATE_STEP_HORIZON,
 )
 DEFAULT_REREAD_WINDOW = timedelta(minutes=15)
