@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from letta_otel.letta.client import InvalidRecord, LettaClient
@@ -46,6 +46,45 @@ def always(parts: StepParts, step: Step) -> bool:
     return True
 
 
+# How long a run lookup waits for the cycle's shared runs listing before it reads the
+# run by id: a page answers in well under a second on a healthy Letta, and a hung one
+# must not hold back every step of the cycle.
+LISTING_WAIT = 2.0
+
+
+@dataclass
+class _CycleRuns:
+    """One cycle's runs: those listings brought (``known``), the lookups under way, the
+    newest-runs pages, and the prefetch of the runs the cycle said it wants."""
+
+    recent: RecentRuns
+    known: dict[str, Run]
+    lookups: dict[str, asyncio.Future[Run | None]] = field(default_factory=dict)
+    wanted: set[str] = field(default_factory=set)
+    prefetching: asyncio.Future[None] | None = None
+
+    def prefetch(self, wanted: set[str], first: str, prefetcher: RunPrefetcher) -> None:
+        todo = {r for r in wanted if r not in self.known and r not in self.lookups}
+        if not todo or self.prefetching is not None:
+            return
+        self.wanted = todo
+
+        async def fill() -> None:
+            try:
+                self.known.update(await self.recent.find(todo))
+                if first in todo and first not in self.known:
+                    async for run in prefetcher.runs(todo - self.known.keys(), first):
+                        self.known[run.id] = run
+            except Exception:
+                log.exception("prefetching runs failed; reading them by id")
+
+        self.prefetching = asyncio.ensure_future(fill())
+
+    def give_up(self) -> None:
+        if self.prefetching is not None:
+            self.prefetching.cancel()
+
+
 class Enricher:
     def __init__(
         self,
@@ -68,11 +107,9 @@ class Enricher:
         self._limit = asyncio.Semaphore(max_in_flight)
         self._agent_ttl = agent_ttl
         self._agents: dict[str, tuple[float, asyncio.Future[Agent | None]]] = {}
-        self._runs: dict[str, asyncio.Future[Run | None]] = {}
         self._prefetcher = RunPrefetcher(client)
         self._pager = RunPager(client)  # kept: it knows which cursor parameter pages
-        self._recent = RecentRuns(self._pager)
-        self._prefetch: asyncio.Future[None] | None = None
+        self._cycle = _CycleRuns(RecentRuns(self._pager), {})
 
     async def _limited(self, call: Awaitable[T]) -> T:
         async with self._limit:
@@ -84,77 +121,17 @@ class Enricher:
         return found
 
     def prefetch_runs(self, wanted: set[str], first: str) -> None:
-        """Start fetching this cycle's runs from listing pages (see ``prefetch``).
-
-        Each wanted run not known yet gets a future at once; :meth:`run` awaits it. The
-        newest runs are listed first; if ``first`` (the run of the cycle's first step)
-        is not among them, the runs created after it are listed next (a backlog). A run
-        neither brings is fetched by id afterwards, so every future resolves.
-        """
-        loop = asyncio.get_running_loop()
-        pending: dict[str, asyncio.Future[Run | None]] = {
-            rid: loop.create_future() for rid in wanted if rid not in self._runs
-        }
-        if not pending:
-            return
-        self._runs.update(pending)
-
-        for future in pending.values():
-            # A run nobody ends up asking for must not log "exception never retrieved".
-            future.add_done_callback(lambda f: f.cancelled() or f.exception())
-
-        def hand_out(run: Run) -> None:
-            future = pending.pop(run.id, None)
-            if future is not None and not future.done():
-                future.set_result(run)
-
-        async def fill() -> None:
-            try:
-                for run in (await self._recent.find(set(pending))).values():
-                    hand_out(run)
-                if first in pending:
-                    async for run in self._prefetcher.runs(set(pending), first):
-                        hand_out(run)
-            except asyncio.CancelledError:
-                for future in pending.values():
-                    future.cancel()
-                raise
-            except Exception:
-                log.exception("prefetching runs failed; fetching them one by one")
-            for run_id, future in pending.items():
-                self._by_id(run_id, future)
-
-        self._prefetch = asyncio.ensure_future(fill())
-
-    def _by_id(self, run_id: str, future: asyncio.Future[Run | None]) -> None:
-        task = asyncio.ensure_future(self._limited(self._client.get_run(run_id)))
-
-        def copy(done: asyncio.Future[Run | None]) -> None:
-            if future.done():
-                return
-            if done.cancelled():
-                future.cancel()
-            elif (error := done.exception()) is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(done.result())
-
-        task.add_done_callback(copy)
+        """Start listing this cycle's runs (see ``prefetch``): the newest runs first;
+        if ``first`` (the run of the cycle's first step) is not among them, the runs
+        created after it (a backlog). :meth:`run` uses what they bring, and reads by id
+        only a run asked for that they did not bring (never one nobody asks for)."""
+        self._cycle.prefetch(wanted, first, self._prefetcher)
 
     def new_cycle(self, known_runs: dict[str, Run] | None = None) -> None:
-        """Forget cached runs; seed with runs a listing already returned."""
-        if self._prefetch is not None:
-            self._prefetch.cancel()
-            self._prefetch = None
-        self._runs = {}
-        self._recent = RecentRuns(self._pager)
-        self._seed(known_runs or {})
-
-    def _seed(self, runs: dict[str, Run]) -> None:
-        for run_id, run in runs.items():
-            done: asyncio.Future[Run | None] = asyncio.get_running_loop().create_future()
-            done.set_result(run)
-            self._runs[run_id] = done
+        """Forget cached runs; seed with runs a listing already returned. A prefetch
+        still under way is given up (a lookup waiting for it reads on by itself)."""
+        self._cycle.give_up()
+        self._cycle = _CycleRuns(RecentRuns(self._pager), dict(known_runs or {}))
 
     async def trace(self, step: Step) -> ProviderTrace | None:
         return await self._limited(self._client.get_trace(step.id, lean=self._lean_traces))
@@ -175,17 +152,31 @@ class Enricher:
         """The run as it is this cycle: from a listing page of the cycle when one has
         it, else read by id; at most one read per run per cycle, however many steps ask
         for it concurrently."""
-        task = self._runs.get(run_id)
+        cycle = self._cycle
+        task = cycle.lookups.get(run_id)
         if task is None:
-            task = asyncio.ensure_future(self._lookup(run_id))
-            self._runs[run_id] = task
-        return await task
+            task = asyncio.ensure_future(self._lookup(cycle, run_id))
+            # Its awaiters may be cancelled: the exception is then nobody's to retrieve.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            cycle.lookups[run_id] = task
+        # Shielded: one awaiter cancelled must not cancel the lookup the others share.
+        return await asyncio.shield(task)
 
-    async def _lookup(self, run_id: str) -> Run | None:
-        listed = (await self._recent.find((run_id,))).get(run_id)
-        if listed is not None:
-            return listed
-        return await self._limited(self._client.get_run(run_id))
+    async def _lookup(self, cycle: _CycleRuns, run_id: str) -> Run | None:
+        run = cycle.known.get(run_id)
+        if run is None and run_id in cycle.wanted and cycle.prefetching is not None:
+            # A hung listing delays a step by LISTING_WAIT at most, then it reads by id.
+            await asyncio.wait({cycle.prefetching}, timeout=LISTING_WAIT)
+            run = cycle.known.get(run_id)
+        if run is None:
+            try:
+                found = await asyncio.wait_for(cycle.recent.find((run_id,)), LISTING_WAIT)
+            except TimeoutError:
+                found = {}
+            run = found.get(run_id)
+        if run is None:
+            run = await self._limited(self._client.get_run(run_id))
+        return run
 
     async def agent(self, agent_id: str | None) -> Agent | None:
         try:

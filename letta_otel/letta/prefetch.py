@@ -58,8 +58,9 @@ class RecentRuns:
 
     async def find(self, run_ids: Collection[str]) -> dict[str, Run]:
         """Those of ``run_ids`` found among the newest runs. The next page is listed
-        while some are still missing, if the page before brought one of them; a
-        failed page ends the listing for this cycle (the caller reads by id)."""
+        while some are still missing, if the page before brought one of them; a page
+        that failed or was given up on ends the listing for this cycle (the callers
+        read by id)."""
         async with self._lock:
             while not self._done:
                 missing = {r for r in run_ids if r not in self._runs}
@@ -71,6 +72,9 @@ class RecentRuns:
                     log.debug("listing the newest runs failed (%s); reading them by id", exc)
                     self._done = True
                     break
+                except asyncio.CancelledError:
+                    self._done = True  # too slow for its waiter: the cycle reads by id
+                    raise
                 self._pages += 1
                 fresh = [r for r in page if r.id not in self._runs]
                 self._runs.update((r.id, r) for r in fresh)

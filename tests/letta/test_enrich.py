@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 
 import msgspec
 import pytest
 
+from letta_otel.letta import enrich
 from letta_otel.letta.client import LettaClient, LettaError
 from letta_otel.letta.enrich import Enricher, StepParts
 from letta_otel.letta.models import StepMetrics
@@ -246,3 +248,52 @@ def test_a_runs_listing_that_fails_for_good_leaves_the_runs_to_reads_by_id() -> 
         # a failed listing is not asked again by the later lookups of the cycle.
         assert server.count(RUNS_LISTING) == 4
         assert server.count(RUN_BY_ID) == len(run_ids)  # each once (the first one included)
+
+
+def test_a_run_nobody_asks_for_is_not_read_by_id() -> None:
+    data = FakeLettaData.generate(250)  # 3 pages: the oldest is on the last one
+    oldest, *rest = data.run_ids()
+    newest = rest[-5:]
+
+    async def go(server: FakeLettaServer) -> None:
+        async with LettaClient(server.base_url, timeout=5) as client:
+            enricher = Enricher(client, max_in_flight=4)
+            enricher.new_cycle()
+            # the cycle wants an old open run too (its root is not due: nobody asks)
+            enricher.prefetch_runs({oldest, *newest}, newest[0])
+            assert [r.id for r in await asyncio.gather(*map(enricher.run, newest)) if r] == (newest)
+            enricher.new_cycle()
+            await asyncio.sleep(0.2)
+
+    with FakeLettaServer(data) as server:
+        asyncio.run(go(server))
+        assert server.count(RUN_BY_ID) == 0
+        assert server.count(RUNS_LISTING) == 2  # the newest page; the next brought none
+
+
+def test_a_hung_runs_listing_holds_a_lookup_back_briefly_then_it_reads_by_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(enrich, "LISTING_WAIT", 0.2)
+    data = FakeLettaData.from_samples()
+    run_ids = data.run_ids()
+
+    async def go(server: FakeLettaServer) -> tuple[list[str | None], float]:
+        async with LettaClient(server.base_url, timeout=30) as client:
+            enricher = Enricher(client, max_in_flight=4)
+            enricher.new_cycle()
+            enricher.prefetch_runs(set(run_ids), run_ids[0])
+            started = time.monotonic()
+            first = asyncio.ensure_future(enricher.run(run_ids[0]))
+            await asyncio.sleep(0.05)
+            enricher.new_cycle()  # the next cycle begins while the lookup waits
+            runs = [await first, *await asyncio.gather(*map(enricher.run, run_ids[1:]))]
+            took = time.monotonic() - started
+            return [r.id if r else None for r in runs], took
+
+    with FakeLettaServer(data) as server:
+        server.faults.add(RUNS_LISTING, "timeout", count=-1, seconds=5)
+        found, took = asyncio.run(go(server))
+        assert found == run_ids  # none cancelled, none lost
+        assert took < 4  # it did not wait for the hung listing (5 s)
+        assert server.count(RUN_BY_ID) == len(run_ids)
