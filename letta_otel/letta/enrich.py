@@ -1,7 +1,10 @@
 """Fetch what a step's spans need: trace, metrics, messages, its run and agent.
 
 Requests run concurrently with a bound on how many are in flight. Runs are cached
-for one cycle (their status changes); agents for ``agent_ttl`` (names rarely do).
+for one cycle (their status changes) and come from listing pages wherever one has
+them (:mod:`.prefetch`): the newest runs first, then, behind a backlog, the runs
+created after the cycle's first one; a run no listing brought is read by id. Agents
+are cached for ``agent_ttl`` (names rarely do change).
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from letta_otel.letta.client import InvalidRecord, LettaClient
+from letta_otel.letta.discovery import RunPager
 from letta_otel.letta.models import Agent, Message, ProviderTrace, Run, Step, StepMetrics
-from letta_otel.letta.prefetch import RunPrefetcher
+from letta_otel.letta.prefetch import RecentRuns, RunPrefetcher
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -37,9 +41,48 @@ class StepParts:
         return frozenset(gaps)
 
 
-def always(parts: StepParts) -> bool:
+def always(parts: StepParts, step: Step) -> bool:
     """Fetch every step's messages (the default: always correct, never the cheapest)."""
     return True
+
+
+# How long a run lookup waits for the cycle's shared runs listing before it reads the
+# run by id: a page answers in well under a second on a healthy Letta, and a hung one
+# must not hold back every step of the cycle.
+LISTING_WAIT = 2.0
+
+
+@dataclass
+class _CycleRuns:
+    """One cycle's runs: those listings brought (``known``), the lookups under way, the
+    newest-runs pages, and the prefetch of the runs the cycle said it wants."""
+
+    recent: RecentRuns
+    known: dict[str, Run]
+    lookups: dict[str, asyncio.Future[Run | None]] = field(default_factory=dict)
+    wanted: set[str] = field(default_factory=set)
+    prefetching: asyncio.Future[None] | None = None
+
+    def prefetch(self, wanted: set[str], first: str, prefetcher: RunPrefetcher) -> None:
+        todo = {r for r in wanted if r not in self.known and r not in self.lookups}
+        if not todo or self.prefetching is not None:
+            return
+        self.wanted = todo
+
+        async def fill() -> None:
+            try:
+                self.known.update(await self.recent.find(todo))
+                if first in todo and first not in self.known:
+                    async for run in prefetcher.runs(todo - self.known.keys(), first):
+                        self.known[run.id] = run
+            except Exception:
+                log.exception("prefetching runs failed; reading them by id")
+
+        self.prefetching = asyncio.ensure_future(fill())
+
+    def give_up(self) -> None:
+        if self.prefetching is not None:
+            self.prefetching.cancel()
 
 
 class Enricher:
@@ -50,11 +93,11 @@ class Enricher:
         max_in_flight: int = 8,
         agent_ttl: float = 600.0,
         lean_traces: bool = False,
-        needs_messages: Callable[[StepParts], bool] = always,
+        needs_messages: Callable[[StepParts, Step], bool] = always,
     ) -> None:
         """``lean_traces``: fetch provider traces without the prompt (content capture
         off: nothing reads it; see ``LettaClient.get_trace``). ``needs_messages``: whether
-        a step's messages can change its spans, given its trace and metrics (the
+        a step's messages can change its spans, given its trace, metrics and record (the
         mapping knows: ``letta_otel.mapping.records.needs_messages``); when not, its
         ``/messages`` request is skipped."""
         self._client = client
@@ -64,9 +107,9 @@ class Enricher:
         self._limit = asyncio.Semaphore(max_in_flight)
         self._agent_ttl = agent_ttl
         self._agents: dict[str, tuple[float, asyncio.Future[Agent | None]]] = {}
-        self._runs: dict[str, asyncio.Future[Run | None]] = {}
         self._prefetcher = RunPrefetcher(client)
-        self._prefetch: asyncio.Future[None] | None = None
+        self._pager = RunPager(client)  # kept: it knows which cursor parameter pages
+        self._cycle = _CycleRuns(RecentRuns(self._pager), {})
 
     async def _limited(self, call: Awaitable[T]) -> T:
         async with self._limit:
@@ -78,68 +121,17 @@ class Enricher:
         return found
 
     def prefetch_runs(self, wanted: set[str], first: str) -> None:
-        """Start fetching this cycle's runs from listing pages (see ``prefetch``).
-
-        Each wanted run gets a future at once; :meth:`run` awaits it. A run the listing
-        does not bring is fetched by id afterwards, so every future resolves.
-        """
-        loop = asyncio.get_running_loop()
-        pending: dict[str, asyncio.Future[Run | None]] = {
-            rid: loop.create_future() for rid in wanted if rid not in self._runs
-        }
-        if first not in pending:
-            return
-        self._runs.update(pending)
-
-        for future in pending.values():
-            # A run nobody ends up asking for must not log "exception never retrieved".
-            future.add_done_callback(lambda f: f.cancelled() or f.exception())
-
-        async def fill() -> None:
-            try:
-                async for run in self._prefetcher.runs(set(pending), first):
-                    future = pending.pop(run.id, None)
-                    if future is not None and not future.done():
-                        future.set_result(run)
-            except asyncio.CancelledError:
-                for future in pending.values():
-                    future.cancel()
-                raise
-            except Exception:
-                log.exception("prefetching runs failed; fetching them one by one")
-            for run_id, future in pending.items():
-                self._by_id(run_id, future)
-
-        self._prefetch = asyncio.ensure_future(fill())
-
-    def _by_id(self, run_id: str, future: asyncio.Future[Run | None]) -> None:
-        task = asyncio.ensure_future(self._limited(self._client.get_run(run_id)))
-
-        def copy(done: asyncio.Future[Run | None]) -> None:
-            if future.done():
-                return
-            if done.cancelled():
-                future.cancel()
-            elif (error := done.exception()) is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(done.result())
-
-        task.add_done_callback(copy)
+        """Start listing this cycle's runs (see ``prefetch``): the newest runs first;
+        if ``first`` (the run of the cycle's first step) is not among them, the runs
+        created after it (a backlog). :meth:`run` uses what they bring, and reads by id
+        only a run asked for that they did not bring (never one nobody asks for)."""
+        self._cycle.prefetch(wanted, first, self._prefetcher)
 
     def new_cycle(self, known_runs: dict[str, Run] | None = None) -> None:
-        """Forget cached runs; seed with runs a listing already returned."""
-        if self._prefetch is not None:
-            self._prefetch.cancel()
-            self._prefetch = None
-        self._runs = {}
-        self._seed(known_runs or {})
-
-    def _seed(self, runs: dict[str, Run]) -> None:
-        for run_id, run in runs.items():
-            done: asyncio.Future[Run | None] = asyncio.get_running_loop().create_future()
-            done.set_result(run)
-            self._runs[run_id] = done
+        """Forget cached runs; seed with runs a listing already returned. A prefetch
+        still under way is given up (a lookup waiting for it reads on by itself)."""
+        self._cycle.give_up()
+        self._cycle = _CycleRuns(RecentRuns(self._pager), dict(known_runs or {}))
 
     async def trace(self, step: Step) -> ProviderTrace | None:
         return await self._limited(self._client.get_trace(step.id, lean=self._lean_traces))
@@ -148,7 +140,7 @@ class Enricher:
         return await self._limited(self._client.get_metrics(step.id))
 
     async def with_messages(self, step: Step, parts: StepParts) -> StepParts:
-        if not self._needs_messages(parts):
+        if not self._needs_messages(parts, step):
             return parts
         messages = await self._limited(self._client.get_messages(step.id))
         return StepParts(parts.trace, parts.metrics, tuple(messages))
@@ -157,12 +149,34 @@ class Enricher:
         return await self._limited(self._client.get_step(step_id))
 
     async def run(self, run_id: str) -> Run | None:
-        # One request per run per cycle, however many steps ask for it concurrently.
-        task = self._runs.get(run_id)
+        """The run as it is this cycle: from a listing page of the cycle when one has
+        it, else read by id; at most one read per run per cycle, however many steps ask
+        for it concurrently."""
+        cycle = self._cycle
+        task = cycle.lookups.get(run_id)
         if task is None:
-            task = asyncio.ensure_future(self._limited(self._client.get_run(run_id)))
-            self._runs[run_id] = task
-        return await task
+            task = asyncio.ensure_future(self._lookup(cycle, run_id))
+            # Its awaiters may be cancelled: the exception is then nobody's to retrieve.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            cycle.lookups[run_id] = task
+        # Shielded: one awaiter cancelled must not cancel the lookup the others share.
+        return await asyncio.shield(task)
+
+    async def _lookup(self, cycle: _CycleRuns, run_id: str) -> Run | None:
+        run = cycle.known.get(run_id)
+        if run is None and run_id in cycle.wanted and cycle.prefetching is not None:
+            # A hung listing delays a step by LISTING_WAIT at most, then it reads by id.
+            await asyncio.wait({cycle.prefetching}, timeout=LISTING_WAIT)
+            run = cycle.known.get(run_id)
+        if run is None:
+            try:
+                found = await asyncio.wait_for(cycle.recent.find((run_id,)), LISTING_WAIT)
+            except TimeoutError:
+                found = {}
+            run = found.get(run_id)
+        if run is None:
+            run = await self._limited(self._client.get_run(run_id))
+        return run
 
     async def agent(self, agent_id: str | None) -> Agent | None:
         try:

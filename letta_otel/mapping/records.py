@@ -56,16 +56,39 @@ class FetchedParts(Protocol):
     def metrics(self) -> StepMetrics | None: ...
 
 
-def needs_messages(parts: FetchedParts) -> bool:
+# Stop reasons of a step that asked for no tool: it answered (``end_turn``: Letta's
+# agent loop ends the turn only on a response without a tool call; a terminal tool
+# stops with ``tool_rule``, a step budget with ``max_steps``), or its LLM call failed
+# before any response could ask for one.
+NO_TOOL_CALL_STOP_REASONS = frozenset(
+    {
+        "end_turn",
+        "llm_api_error",
+        "context_window_overflow_in_system_prompt",
+        "insufficient_credits",
+    }
+)
+
+
+def needs_messages(parts: FetchedParts, step: Step | None = None) -> bool:
     """Whether a step's messages can change its spans.
 
     Messages only contribute tool calls and their return status. A step whose provider
     response asks for no tool and which spent no time executing one has none, so its
-    ``/messages`` request is skipped (about half the steps of a typical agent). Without
-    a provider trace the messages are the only source of tool calls: always fetched.
+    ``/messages`` request is skipped (about half the steps of a typical agent).
+
+    Without a provider trace (not written yet, or never) the messages are the only
+    source of tool calls; they are skipped only when the step's metrics are written
+    and say no tool ran *and* its stop reason says it asked for none. No tool time
+    alone is not enough: a call the tool rules refused, or whose arguments were
+    invalid, is answered with an error return without running (Letta records 0 or no
+    tool time), and its ``execute_tool`` error span comes from the messages.
     """
-    if parts.trace is None:
+    metrics = parts.metrics
+    if metrics is not None and metrics.tool_execution_ns:
         return True
-    if parts.metrics is not None and parts.metrics.tool_execution_ns:
-        return True
-    return bool(tool_calls(parts.trace.response_json))
+    if parts.trace is not None:
+        return bool(tool_calls(parts.trace.response_json))
+    no_tool_time = metrics is not None and metrics.step_ns is not None
+    asked_for_none = step is not None and step.stop_reason in NO_TOOL_CALL_STOP_REASONS
+    return not (no_tool_time and asked_for_none)

@@ -343,8 +343,9 @@ def _storm_phases(letta: FakeLettaServer) -> list[list[_Fault]]:
     """
     listing = listing_path(letta)
     trace, metrics, messages = (rf"{_STEP_ITEM}/{p}$" for p in ("trace", "metrics", "messages"))
-    # Runs come from the listing on the runs fallback; the steps route fetches them.
-    run_route = rf"{_RUN_ITEM}$" if letta.steps_route == "ok" else rf"{_RUN_ITEM}/steps$"
+    # Runs come from listings: the newest runs page on the steps route, the runs listing
+    # (with each run's steps) on the runs fallback.
+    run_route = r"^/v1/runs/$" if letta.steps_route == "ok" else rf"{_RUN_ITEM}/steps$"
     return [
         [(listing, "429", 6, {"retry_after": 0.2})],
         [
