@@ -2,7 +2,7 @@
 
 uvloop implements the loop, its timers and socket transports in C. The bridge makes
 2-3 small HTTP requests per step, each a handful of loop callbacks, so the loop's own
-cost is a large share of the bridge's CPU (see the README's performance section). The
+cost is a large share of the bridge's CPU (see docs/performance.md). The
 code only uses the asyncio API, so both loops behave the same; the test suite runs on
 both.
 """

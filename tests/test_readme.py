@@ -24,6 +24,10 @@ def test_configuration_table_is_current() -> None:
 
 def test_quickstart_commands_exist() -> None:
     text = README.read_text()
+    quickstart = text[text.index("## Quickstart") :]
+    # The first command shown is the demo: it needs no account and no collector.
+    first = re.search(r"```bash\n(.*?)\n```", quickstart, re.S)
+    assert first and first.group(1).endswith(".venv/bin/letta-otel demo")
     assert "bash .ci/run" in text
     assert ".venv/bin/letta-otel run" in text
     assert (README.parent / ".ci" / "run").exists()

@@ -236,7 +236,7 @@ class ContentFields(BaseModel):
             "Prompt/completion capture (GenAI semconv): NO_CONTENT, SPAN_ONLY (content as "
             "attributes on chat and tool spans), EVENT_ONLY (a gen_ai.client.inference."
             "operation.details event on chat spans) or SPAN_AND_EVENT. Captured text is "
-            "redacted and budgeted; see the README.",
+            "redacted and budgeted; see docs/content-capture.md.",
             content.parse_capture_mode,
             env=("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",),
             toml=("content.capture",),
@@ -322,7 +322,7 @@ class ScaleFields(BaseModel):
         SettingSpec(
             "Handle only the agents of shard K of N (e.g. 2/3): N replicas with separate "
             "state files split the work without overlap. Agent to shard: sha256 of the agent "
-            "id, see README. Unset = all agents.",
+            "id, see docs/operations.md. Unset = all agents.",
             parse_shard,
             env=("LETTA_OTEL_SHARD",),
             toml=("daemon.shard",),
