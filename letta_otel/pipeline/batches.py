@@ -227,7 +227,13 @@ class BatchExporter:
                     elif self.stopped or self.closing:
                         self._settled(item.keys)  # dropped: scheduled again later
                     else:
-                        await self._take(item)
+                        try:
+                            await self._take(item)
+                        except Exception:
+                            # One bad unit must not end the consumer, which nothing
+                            # awaits until shutdown: its keys would stay busy for good.
+                            log.exception("a unit could not be packed; dropped until next cycle")
+                            self._settled(item.keys)
         finally:
             if self._timer is not None:
                 self._timer.cancel()
@@ -287,6 +293,20 @@ class BatchExporter:
         batch = self._packer.take()
         if not batch:
             return
+        try:
+            await self._send(batch)
+        except Exception:
+            # The consumer outlives every cycle and nothing awaits it until shutdown: an
+            # error here (the state file failing to commit, say) must not end it silently
+            # with the batch's keys busy for good. Reported like a failed export (the
+            # daemon turns unready and backs off); the batch is scheduled again with the
+            # same ids, so a batch the backend took but the state did not record may be
+            # sent twice, never lost.
+            log.exception("exporting or committing a batch of %d units failed", len(batch))
+            self._failed(sum(len(unit.spans) for unit in batch))
+            self._drop(batch)
+
+    async def _send(self, batch: list[Unit]) -> None:
         if not self.stopped and self.should_stop():
             self.stopped = True
         if self.stopped:

@@ -22,6 +22,7 @@ from letta_otel.letta.models import RUN_TERMINAL_STATUSES, Run, Step
 from letta_otel.mapping import ids
 from letta_otel.mapping.records import StepRecord
 from letta_otel.pipeline import steps as pipeline_steps
+from letta_otel.state.store import StateStore
 from tests.e2e.conftest import BridgeEnv, RunOnce, run_spans, step_spans
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer, parse_ts
 from tests.fakes.otlp_receiver import OtlpReceiver, ReceivedSpan
@@ -361,3 +362,40 @@ def test_an_unexpected_error_fetching_one_run_is_reported_and_retried(
     assert run_once() == 0
     roots = Counter(str(s.attributes["letta.run.id"]) for s in run_spans(receiver.spans))
     assert roots[victim] == 1
+
+
+def test_a_commit_that_fails_is_reported_and_its_batch_sent_again(
+    run_once: RunOnce,
+    receiver: OtlpReceiver,
+    letta: FakeLettaServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # The exporter's consumer outlives the cycles and nothing awaits it until shutdown:
+    # a state file that fails to commit (disk full, say) must fail the cycle loudly, not
+    # end the consumer with the batch's steps busy for good (a silent stall, `--once`
+    # hanging). The batch the backend took goes out again later, with the same ids.
+    real = StateStore.mark_exported
+    calls = 0
+
+    def failing_once(self: StateStore, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        real(self, **kwargs)
+
+    monkeypatch.setattr(StateStore, "mark_exported", failing_once)
+    assert run_once() == 1
+    log = capfd.readouterr().err
+    assert "committing a batch" in log and "database or disk is full" in log
+    first = set(_exported_step_ids(receiver.spans))
+    assert first  # the backend took the batch; the state did not record it
+
+    monkeypatch.setattr(StateStore, "mark_exported", real)
+    assert run_once() == 0
+    exported = _exported_step_ids(receiver.spans)
+    assert set(exported) == set(letta.data.expected_terminal_step_ids())
+    # Only what the failed commit covered came twice, with identical ids.
+    assert {sid for sid, n in exported.items() if n > 1} <= first
+    assert max(exported.values()) <= 2
