@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 # own enrichment was the look before it); each later one waits twice as long, the last
 # one at the grace.
 FIRST_CHECK = timedelta(seconds=2)
+# While the trace request fails (rather than answering "not written yet"), looks go on
+# until this many graces after the step was terminal; then the span is built from the
+# step's metrics, as for a trace that never came.
+ERROR_GRACE_FACTOR = 2
 
 
 class OwedRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -126,6 +130,14 @@ class LlmChecks:
         """The owed spans to look at now (``--once``: all of them)."""
         return self._checkpoint.owed_llm(due_by_ns=None if once else now_ns)
 
+    def _look_later(self, row: OwedLlm) -> None:
+        checks = row.checks + 1
+        self._checkpoint.owe_later(
+            row.step_id,
+            next_check_ns=next_check_ns(row.terminal_ns, checks, self._grace),
+            checks=checks,
+        )
+
     async def check(
         self, row: OwedLlm, now_ns: int, *, once: bool, report: CycleReport
     ) -> Unit | None:
@@ -139,19 +151,29 @@ class LlmChecks:
             )
             self._checkpoint.settle_owed([row.step_id])
             return None
-        final = once or now_ns >= row.terminal_ns + _ns(self._grace)
+        grace_ns = _ns(self._grace)
+        final = once or now_ns >= row.terminal_ns + grace_ns
         try:
             trace = await self._enricher.trace(owed.step)
         except LettaError as exc:
             report.letta_error(f"fetching the provider trace of step {row.step_id}", exc)
-            return None  # due again at the next cycle
-        if trace is None and not final:
-            checks = row.checks + 1
-            self._checkpoint.owe_later(
+            if once:
+                return None  # owed still: the next run looks again
+            if now_ns < row.terminal_ns + ERROR_GRACE_FACTOR * grace_ns:
+                self._look_later(row)  # with back-off, not at every cycle
+                return None
+            # A trace that cannot be read for this long (a body Letta keeps answering
+            # malformed, say) must not cost a request each cycle until the row is pruned,
+            # and then take the LLM call's span and metrics with it.
+            log.warning(
+                "the provider trace of step %s could not be read within %s; its LLM span is "
+                "built from the step's metrics",
                 row.step_id,
-                next_check_ns=next_check_ns(row.terminal_ns, checks, self._grace),
-                checks=checks,
+                self._grace * ERROR_GRACE_FACTOR,
             )
+            trace = None
+        if trace is None and not final:
+            self._look_later(row)
             return None
         record = owed.record(trace)
         try:

@@ -3,6 +3,7 @@ for, and that the span built later is the one the step's own unit would have car
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace as dc_replace
 from datetime import timedelta
 
@@ -11,11 +12,14 @@ import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from letta_otel.letta.errors import LettaError
+from letta_otel.letta.models import Step
 from letta_otel.mapping import ids
 from letta_otel.mapping.metrics import llm_measurements, step_measurements
 from letta_otel.mapping.spans import MappingContext, map_llm, map_step, tool_call_ids
-from letta_otel.pipeline.owed import OwedRecord, next_check_ns, owed_row
-from letta_otel.pipeline.units import StepDraft
+from letta_otel.pipeline.owed import LlmChecks, OwedRecord, next_check_ns, owed_row
+from letta_otel.pipeline.report import CycleReport
+from letta_otel.pipeline.units import StepDraft, Unit
 from tests.mapping.test_spans import span_dict
 from tests.samples import SCENARIOS, load_scenario
 
@@ -94,3 +98,59 @@ def test_the_step_and_its_llm_call_are_counted_apart() -> None:
     step_only = step_measurements(record, llm=False)
     assert {m.instrument for m in step_only} == {"letta.steps", "letta.step.duration"}
     assert sorted(step_only + llm_measurements(record)) == sorted(whole)
+
+
+class _FailingTraces:
+    """An enricher whose provider-trace requests fail for good (after its retries)."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def trace(self, step: Step) -> None:
+        self.asked += 1
+        raise LettaError("malformed JSON from Letta", status=200, path=f"/v1/steps/{step.id}/trace")
+
+
+class _OwedLedger:
+    def __init__(self) -> None:
+        self.later: list[tuple[str, int, int]] = []
+        self.settled: list[str] = []
+
+    def owe_later(self, step_id: str, *, next_check_ns: int, checks: int) -> None:
+        self.later.append((step_id, next_check_ns, checks))
+
+    def settle_owed(self, step_ids: list[str]) -> None:
+        self.settled.extend(step_ids)
+
+
+def test_a_trace_that_keeps_failing_backs_off_then_the_span_comes_from_metrics() -> None:
+    (record,) = load_scenario("plain").steps
+    trace_id = ids.trace_id_from_letta_id(record.step.run_id or "")
+    early = dc_replace(record, trace=None, missing=record.missing | {"trace"})
+    grace = timedelta(seconds=60)
+    draft = StepDraft(early, trace_id, None, owes=True, terminal_ns=100 * S)
+    row = owed_row(draft, tool_call_ids(early), grace)
+    traces, ledger = _FailingTraces(), _OwedLedger()
+    checks = LlmChecks(traces, CTX, ledger, grace=grace)  # type: ignore[arg-type]
+
+    def check(now_s: int, *, once: bool = False) -> tuple[object, CycleReport]:
+        report = CycleReport("steps")
+        return asyncio.run(checks.check(row, now_s * S, once=once, report=report)), report
+
+    # Within the grace and after it: an error, looked at again with back-off, not at once.
+    for now_s in (103, 170):
+        unit, report = check(now_s)
+        assert unit is None and report.letta_errors == 1
+        step_id, next_ns, looks = ledger.later.pop()
+        assert (step_id, looks) == (record.step.id, row.checks + 1)
+        assert next_ns == next_check_ns(100 * S, row.checks + 1, grace)
+    # --once: reported, still owed for the next run, no look scheduled.
+    unit, report = check(170, once=True)
+    assert unit is None and report.letta_errors == 1 and not ledger.later
+    # Two graces after the step: built from the step's metrics, paid, not owed forever.
+    unit, report = check(221)
+    assert isinstance(unit, Unit) and unit.paid == (record.step.id,)
+    (chat,) = [s for s in unit.spans if s.name.startswith("chat")]
+    assert chat.attributes is not None and chat.attributes["letta.provider_trace.missing"] is True
+    assert report.letta_errors == 1 and not ledger.later and not ledger.settled
+    assert traces.asked == 4
