@@ -163,7 +163,7 @@ class StepsDiscovery:
         found = Discovered()
         cursor = state.get_meta(META_STEPS_CURSOR)
         recent = None
-        if cursor is not None and self._use_window:
+        if cursor is not None and self._use_window and self._cursor_may_be_in_window(state, now):
             recent = await self._recent(found, state, now, cursor)
         if recent is not None and recent.passed:
             last = recent.last  # found.more: the budget ran out after the cursor
@@ -190,6 +190,14 @@ class StepsDiscovery:
             found.meta[META_LAST_REREAD] = now.isoformat()
             found.more = False
         return found
+
+    def _cursor_may_be_in_window(self, state: StateView, now: datetime) -> bool:
+        """Whether the cursor was recorded within the recent window. When it was not (a poll
+        interval or a back-off longer than the window), its step is older than the window
+        too: the listing could not reach it, and the forward read that would follow lists
+        everything the window holds anyway."""
+        seen = _parse_time(state.get_meta(META_STEPS_CURSOR_SEEN))
+        return seen is None or now - seen < (self._window or self.recent_window)
 
     async def _forward(
         self, found: Discovered, state: StateView, now: datetime, cursor: str | None

@@ -212,6 +212,26 @@ def test_a_quiet_spell_reads_forward_only_and_a_new_step_brings_the_window_back(
     assert cycles.count(r"^/v1/steps/$", start_date="*") == 1
 
 
+def test_cycles_further_apart_than_the_window_read_forward_only(
+    steps_cycles: tuple[FakeLettaData, Cycles],
+) -> None:
+    # A poll interval (or a back-off) longer than the window: the cursor is older than
+    # the window at every cycle, so listing the window could not reach it and the forward
+    # read lists all it holds anyway. One listing a cycle, not two.
+    data, cycles = steps_cycles
+    t0 = datetime.now(UTC)
+    cycles.run(t0)
+    cycles.export_all(t0)
+    first = data.add_run("plain")
+    assert set(_ids(cycles.run(t0 + timedelta(seconds=1)))) == set(data.run_step_ids(first))
+    cycles.export_all(t0)
+    later = t0 + RECENT_WINDOW + timedelta(seconds=15)  # before the minute re-read
+    second = data.add_run("plain")
+    assert _ids(cycles.run(later)) == data.run_step_ids(second)
+    assert cycles.count(r"^/v1/steps/$", start_date="*") == 0
+    assert cycles.count(r"^/v1/steps/$", after="*") == 1
+
+
 def test_a_window_denser_than_its_page_budget_shrinks_and_passes_nothing_over(
     state: StateStore,
 ) -> None:
