@@ -50,6 +50,8 @@ def always(parts: StepParts, step: Step) -> bool:
 # run by id: a page answers in well under a second on a healthy Letta, and a hung one
 # must not hold back every step of the cycle.
 LISTING_WAIT = 2.0
+# Past this many cached agents, adding one first drops the expired ones.
+AGENT_CACHE_SWEEP = 1024
 
 
 @dataclass
@@ -184,15 +186,26 @@ class Enricher:
         except Exception:
             return None  # the name is optional
 
+    def _forget_expired_agents(self, now: float) -> None:
+        # A daemon runs for months and fleets create short-lived agents: without this
+        # the cache would keep every agent it ever saw. Swept only when it is large, and
+        # only of entries a lookup would refresh anyway.
+        for agent_id, (fetched, future) in list(self._agents.items()):
+            if future.done() and now - fetched >= self._agent_ttl:
+                del self._agents[agent_id]
+
     async def lookup_agent(self, agent_id: str | None) -> Agent | None:
         """The agent (cached ``agent_ttl``), None if it does not exist; a failed lookup
         raises (``LettaError``) and is not cached. For callers that must not guess."""
         if not agent_id:
             return None
         cached = self._agents.get(agent_id)
-        if cached is None or time.monotonic() - cached[0] >= self._agent_ttl:
+        now = time.monotonic()
+        if cached is None or now - cached[0] >= self._agent_ttl:
+            if cached is None and len(self._agents) >= AGENT_CACHE_SWEEP:
+                self._forget_expired_agents(now)
             future = asyncio.ensure_future(self._limited(self._client.get_agent(agent_id)))
-            cached = (time.monotonic(), future)
+            cached = (now, future)
             self._agents[agent_id] = cached
         try:
             return await cached[1]

@@ -297,3 +297,24 @@ def test_a_hung_runs_listing_holds_a_lookup_back_briefly_then_it_reads_by_id(
         assert found == run_ids  # none cancelled, none lost
         assert took < 4  # it did not wait for the hung listing (5 s)
         assert server.count(RUN_BY_ID) == len(run_ids)
+
+
+def test_expired_agents_leave_the_cache_once_it_is_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A daemon runs for months and fleets create short-lived agents: the agent cache must
+    # not keep every agent it ever saw. (Unknown ids are cached too: as None.)
+    monkeypatch.setattr(enrich, "AGENT_CACHE_SWEEP", 3)
+
+    async def go(server: FakeLettaServer) -> list[int]:
+        async with LettaClient(server.base_url, timeout=2) as client:
+            enricher = Enricher(client, max_in_flight=4, agent_ttl=0.05)
+            sizes = []
+            for n in range(3):
+                await enricher.lookup_agent(f"agent-gone-{n}")
+            sizes.append(len(enricher._agents))  # the size is the point
+            await asyncio.sleep(0.06)  # all three expire
+            await enricher.lookup_agent("agent-new")
+            sizes.append(len(enricher._agents))
+            return sizes
+
+    with FakeLettaServer(FakeLettaData.from_samples()) as server:
+        assert asyncio.run(go(server)) == [3, 1]
