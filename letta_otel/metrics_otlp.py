@@ -22,13 +22,7 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
 from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
 
 from letta_otel.config import Settings
-from letta_otel.export.otlp_options import (
-    grpc_compression,
-    grpc_credentials,
-    grpc_insecure,
-    http_compression,
-    path_or_none,
-)
+from letta_otel.export.otlp_options import grpc_exporter_args, http_exporter_args
 
 log = logging.getLogger(__name__)
 
@@ -115,31 +109,9 @@ def build_metric_exporter(
     """
     t = metrics_transport(settings)
     pushes = pushes or PushCounter(_ignore_result)
-    endpoint = t.otlp_traces_endpoint
-    headers = dict(t.otlp_headers)
     if t.otlp_protocol == "grpc":
-        insecure = grpc_insecure(t.otlp_insecure, endpoint)
-        return CountingGrpcMetricExporter(
-            pushes,
-            endpoint=endpoint,
-            insecure=insecure,
-            credentials=None
-            if insecure
-            else grpc_credentials(t.otlp_certificate, t.otlp_client_key, t.otlp_client_certificate),
-            headers=headers,
-            timeout=t.otlp_timeout,
-            compression=grpc_compression(t.otlp_compression),
-        )
-    return CountingHttpMetricExporter(
-        pushes,
-        endpoint=endpoint,
-        certificate_file=path_or_none(t.otlp_certificate),
-        client_key_file=path_or_none(t.otlp_client_key),
-        client_certificate_file=path_or_none(t.otlp_client_certificate),
-        headers=headers,
-        timeout=t.otlp_timeout,
-        compression=http_compression(t.otlp_compression),
-    )
+        return CountingGrpcMetricExporter(pushes, **grpc_exporter_args(t))
+    return CountingHttpMetricExporter(pushes, **http_exporter_args(t))
 
 
 def _ignore_result(_: bool) -> None:

@@ -8,10 +8,12 @@ passed to the SDK explicitly: the SDK's own environment lookups never decide.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
+from typing import Final, TypedDict
 
 import grpc
 from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+
+from letta_otel.config import Settings
 
 _GRPC_COMPRESSION: Final = {
     "gzip": grpc.Compression.Gzip,
@@ -21,6 +23,54 @@ _HTTP_COMPRESSION: Final = {
     "gzip": HttpCompression.Gzip,
     "deflate": HttpCompression.Deflate,
 }
+
+
+class GrpcExporterArgs(TypedDict):
+    endpoint: str
+    insecure: bool
+    credentials: grpc.ChannelCredentials | None
+    headers: dict[str, str]
+    timeout: float
+    compression: grpc.Compression
+
+
+class HttpExporterArgs(TypedDict):
+    endpoint: str
+    certificate_file: str | None
+    client_key_file: str | None
+    client_certificate_file: str | None
+    headers: dict[str, str]
+    timeout: float
+    compression: HttpCompression
+
+
+def grpc_exporter_args(t: Settings) -> GrpcExporterArgs:
+    """The OTLP/gRPC exporter's arguments for the transport ``t`` describes (the traces'
+    settings; for metrics, :func:`letta_otel.metrics_otlp.metrics_transport`'s)."""
+    insecure = grpc_insecure(t.otlp_insecure, t.otlp_traces_endpoint)
+    return GrpcExporterArgs(
+        endpoint=t.otlp_traces_endpoint,
+        insecure=insecure,
+        credentials=None
+        if insecure
+        else grpc_credentials(t.otlp_certificate, t.otlp_client_key, t.otlp_client_certificate),
+        headers=dict(t.otlp_headers),
+        timeout=t.otlp_timeout,
+        compression=grpc_compression(t.otlp_compression),
+    )
+
+
+def http_exporter_args(t: Settings) -> HttpExporterArgs:
+    """The OTLP/HTTP exporter's arguments for the transport ``t`` describes."""
+    return HttpExporterArgs(
+        endpoint=t.otlp_traces_endpoint,
+        certificate_file=path_or_none(t.otlp_certificate),
+        client_key_file=path_or_none(t.otlp_client_key),
+        client_certificate_file=path_or_none(t.otlp_client_certificate),
+        headers=dict(t.otlp_headers),
+        timeout=t.otlp_timeout,
+        compression=http_compression(t.otlp_compression),
+    )
 
 
 def grpc_compression(name: str) -> grpc.Compression:

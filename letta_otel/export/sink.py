@@ -24,13 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from letta_otel.config import Settings
-from letta_otel.export.otlp_options import (
-    grpc_compression,
-    grpc_credentials,
-    grpc_insecure,
-    http_compression,
-    path_or_none,
-)
+from letta_otel.export.otlp_options import grpc_exporter_args, http_exporter_args
 
 log = logging.getLogger(__name__)
 
@@ -84,33 +78,11 @@ _NO_SDK_RETRIES = (grpc.StatusCode.OK,)
 
 def build_exporter(settings: Settings) -> SpanExporter:
     """The SDK exporter for the configured protocol, with every setting passed explicitly."""
-    headers = dict(settings.otlp_headers)
     if settings.otlp_protocol == "grpc":
-        insecure = grpc_insecure(settings.otlp_insecure, settings.otlp_traces_endpoint)
         return GrpcSpanExporter(
-            endpoint=settings.otlp_traces_endpoint,
-            insecure=insecure,
-            credentials=None
-            if insecure
-            else grpc_credentials(
-                settings.otlp_certificate,
-                settings.otlp_client_key,
-                settings.otlp_client_certificate,
-            ),
-            headers=headers,
-            timeout=settings.otlp_timeout,
-            compression=grpc_compression(settings.otlp_compression),
-            retryable_error_codes=_NO_SDK_RETRIES,
+            **grpc_exporter_args(settings), retryable_error_codes=_NO_SDK_RETRIES
         )
-    return HttpSpanExporter(
-        endpoint=settings.otlp_traces_endpoint,
-        certificate_file=path_or_none(settings.otlp_certificate),
-        client_key_file=path_or_none(settings.otlp_client_key),
-        client_certificate_file=path_or_none(settings.otlp_client_certificate),
-        headers=headers,
-        timeout=settings.otlp_timeout,
-        compression=http_compression(settings.otlp_compression),
-    )
+    return HttpSpanExporter(**http_exporter_args(settings))
 
 
 def build_sink(settings: Settings) -> SpanSink:
