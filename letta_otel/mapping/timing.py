@@ -56,6 +56,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)  # built once: building it is most of to_ns's cost
 
 
+def duration_ns(delta: timedelta) -> int:
+    """A duration in integer nanoseconds, as the pipeline's clocks count."""
+    return int(delta.total_seconds() * 1_000_000_000)
+
+
 def to_ns(moment: datetime) -> int:
     # Integer arithmetic: float timestamps lose sub-microsecond precision.
     return (moment - _EPOCH) // _MICROSECOND * 1_000

@@ -34,6 +34,7 @@ from letta_otel.mapping import ids
 from letta_otel.mapping.records import StepRecord
 from letta_otel.mapping.span_copy import with_sample_rate
 from letta_otel.mapping.spans import MappingContext, map_llm
+from letta_otel.mapping.timing import duration_ns
 from letta_otel.pipeline.checkpoint import Checkpoint
 from letta_otel.pipeline.report import CycleReport
 from letta_otel.pipeline.units import StepDraft, Unit
@@ -79,14 +80,10 @@ _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(OwedRecord)
 
 
-def _ns(delta: timedelta) -> int:
-    return int(delta.total_seconds() * 1_000_000_000)
-
-
 def next_check_ns(terminal_ns: int, checks: int, grace: timedelta) -> int:
     """When to look for the trace after ``checks`` looks found none: 2 s, 4 s, 8 s ...
     after the step was seen terminal, the last one at the grace."""
-    return terminal_ns + min(_ns(FIRST_CHECK) << min(checks, 32), _ns(grace))
+    return terminal_ns + min(duration_ns(FIRST_CHECK) << min(checks, 32), duration_ns(grace))
 
 
 def owed_row(draft: StepDraft, sent_tools: tuple[str, ...], grace: timedelta) -> OwedLlm:
@@ -151,7 +148,7 @@ class LlmChecks:
             )
             self._checkpoint.settle_owed([row.step_id])
             return None
-        grace_ns = _ns(self._grace)
+        grace_ns = duration_ns(self._grace)
         final = once or now_ns >= row.terminal_ns + grace_ns
         try:
             trace = await self._enricher.trace(owed.step)

@@ -34,6 +34,7 @@ from letta_otel.letta.models import Step
 from letta_otel.mapping.records import StepRecord
 from letta_otel.mapping.span_copy import with_sample_rate
 from letta_otel.mapping.spans import MappingContext, map_step, tool_call_ids
+from letta_otel.mapping.timing import duration_ns
 from letta_otel.pipeline.checkpoint import Checkpoint
 from letta_otel.pipeline.observer import BridgeObserver
 from letta_otel.pipeline.owed import owed_row
@@ -78,7 +79,7 @@ class StepDrafts:
     ) -> None:
         self._enricher = enricher
         self._checkpoint = checkpoint
-        self._pending_timeout_ns = _ns(pending_timeout)
+        self._pending_timeout_ns = duration_ns(pending_timeout)
         self._owe = enrich_grace > timedelta(0)
         self._read_ns: dict[str, int] = {}  # when a waiting step's status was last read
         self._held: dict[str, _Held] = {}
@@ -91,7 +92,7 @@ class StepDrafts:
         if last is None:
             return True
         wait = (now_ns - entry.first_seen_ns) // REREAD_SHARE
-        wait = min(max(wait, _ns(REREAD_MIN)), _ns(REREAD_MAX))
+        wait = min(max(wait, duration_ns(REREAD_MIN)), duration_ns(REREAD_MAX))
         return now_ns - last >= wait
 
     def keep_only(self, open_ids: set[str]) -> None:
@@ -131,7 +132,7 @@ class StepDrafts:
             metrics = await enricher.metrics(step)
             if metrics is None and step.is_terminal and not once:
                 seen_ns, looks = (held.seen_ns, held.looks + 1) if held else (now_ns, 1)
-                if looks < 2 or now_ns - seen_ns < _ns(METRICS_WAIT):
+                if looks < 2 or now_ns - seen_ns < duration_ns(METRICS_WAIT):
                     self._held[step_id] = _Held(step, seen_ns, looks)
                     report.waiting += 1
                     return None
@@ -203,7 +204,3 @@ class DraftMapper:
         if draft.sample_rate is not None:
             spans = with_sample_rate(spans, draft.sample_rate)
         return Unit(spans, step_ids=(record.step.id,), records=(record,), owes=owes)
-
-
-def _ns(delta: timedelta) -> int:
-    return int(delta.total_seconds() * 1_000_000_000)
