@@ -168,6 +168,17 @@ def interpreter() -> str:
     return f"{version}{linked} {sys.executable}"
 
 
+def extra_settings(assignments: list[str]) -> dict[str, str]:
+    """The daemon's extra environment from ``--set VAR=VALUE`` options."""
+    env: dict[str, str] = {}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep:
+            raise SystemExit(f"--set wants VAR=VALUE, got {assignment!r}")
+        env[name] = value
+    return env
+
+
 def bridge_env(
     letta_url: str,
     endpoint: str,
@@ -390,11 +401,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         poll_interval=ns.poll_interval,
         concurrency=concurrency,
     )
-    for assignment in ns.set:
-        name, sep, value = assignment.partition("=")
-        if not sep:
-            raise SystemExit(f"--set wants VAR=VALUE, got {assignment!r}")
-        env[name] = value
+    env |= extra_settings(ns.set)
     if ns.max_rps is not None:
         env["LETTA_OTEL_MAX_RPS"] = str(ns.max_rps)
     log_path = workdir / "bridge.log"

@@ -51,7 +51,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench import bridge_env, first_error, memory_kib
+from benchmarks.bench import bridge_env, extra_settings, first_error, memory_kib
 from tests.fakes.letta_api import FakeLettaData, FakeLettaServer
 from tests.fakes.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.fakes.workload import (
@@ -472,11 +472,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
             "LETTA_OTEL_INITIAL_LOOKBACK": "1h",
             "LETTA_OTEL_HEALTH_ADDR": f"127.0.0.1:{health_port}",
         }
-        for assignment in ns.set:
-            name, sep, value = assignment.partition("=")
-            if not sep:
-                raise SystemExit(f"--set wants VAR=VALUE, got {assignment!r}")
-            env[name] = value
+        env |= extra_settings(ns.set)
         with log_path.open("w") as log:
             bridge = subprocess.Popen(
                 [sys.executable, "-m", "letta_otel", "run"],
